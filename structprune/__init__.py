@@ -1,0 +1,27 @@
+"""structprune: physically remove coupled channels, heads and hidden dims from PyTorch models.
+
+Example::
+
+    import structprune as tp
+    DG = tp.DependencyGraph().build_dependency(model, example_inputs=torch.randn(1, 3, 224, 224))
+    group = DG.get_pruning_group(model.conv1, tp.prune_conv_out_channels, idxs=[2, 6, 9])
+    if DG.check_pruning_group(group):
+        group.prune()
+"""
+
+from structprune import layers  # noqa: F401  (registers the built-in layer pruners)
+from structprune.flow.registry import register_op_rule
+from structprune.graph import DependencyGraph
+from structprune.group import Dependency, Group
+from structprune.layers.base import LayerPruner, register_layer_pruner
+from structprune.layers.functional import *  # noqa: F401,F403
+from structprune.layers.parameter import prune_parameter_in_channels, prune_parameter_out_channels
+from structprune.verify import verify_group, zero_group
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DependencyGraph", "Group", "Dependency", "LayerPruner", "register_layer_pruner",
+    "register_op_rule", "prune_parameter_out_channels", "prune_parameter_in_channels",
+    "verify_group", "zero_group",
+]

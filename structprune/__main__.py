@@ -1,0 +1,5 @@
+"""``python -m structprune``: the command line (see :mod:`structprune.cli`)."""
+
+from structprune.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Channel flow: atoms, op rules and the pass that applies them."""

@@ -1,0 +1,11 @@
+"""Channel-flow rules for torch ops; importing this package registers them all."""
+
+from structprune.flow.rules import (  # noqa: F401
+    concat,
+    elementwise,
+    expand,
+    indexing,
+    matmul,
+    reduce,
+    reshape,
+)

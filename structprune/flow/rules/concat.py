@@ -1,0 +1,70 @@
+"""Concatenation, stacking and splitting: channel offsets are kept exactly."""
+
+from __future__ import annotations
+
+import torch
+
+from structprune.flow.context import FlowContext, pinned_reason
+from structprune.flow.registry import register_op_rule
+from structprune.trace.nodes import Node, Value
+
+
+def _dim(node: Node, position: int, ndim: int, default: int = 0) -> int:
+    d = node.arg(position, "dim", node.kwargs.get("axis", default))
+    return int(d) % ndim if ndim else 0
+
+
+def _unify_other_dims(ctx: FlowContext, values: list[Value], skip: int | None) -> list:
+    """All ``values`` share atoms on every dim but ``skip``; returns the first one's dims."""
+    dims = list(ctx.dims(values[0]))
+    for v in values[1:]:
+        for axis, atoms in enumerate(ctx.dims(v)):
+            if axis != skip:
+                ctx.atoms.unify(dims[axis], atoms)
+    return dims
+
+
+@register_op_rule("cat", "concat", "concatenate")
+def cat_rule(ctx: FlowContext, node: Node) -> None:
+    out = node.outputs[0]
+    parts = [v for v in node.inputs if v.ndim == out.ndim]
+    axis = _dim(node, 1, out.ndim)
+    dims = _unify_other_dims(ctx, parts, axis)
+    dims[axis] = torch.cat([ctx.dims(v)[axis] for v in parts])
+    ctx.set_dims(out, dims)
+
+
+@register_op_rule("stack", "hstack_like")
+def stack_rule(ctx: FlowContext, node: Node) -> None:
+    out = node.outputs[0]
+    axis = _dim(node, 1, out.ndim)
+    dims = _unify_other_dims(ctx, list(node.inputs), None)
+    dims.insert(axis, ctx.fresh_pinned(out.shape[axis], pinned_reason(node, "stacked dim")))
+    ctx.set_dims(out, dims)
+
+
+@register_op_rule("split", "chunk", "tensor_split", "split_with_sizes", "unsafe_split",
+                  "unsafe_chunk", "hsplit", "vsplit", "dsplit")
+def split_rule(ctx: FlowContext, node: Node) -> None:
+    """Outputs are consecutive ranges of the input along the split dim (found from their sizes)."""
+    src = node.inputs[0]
+    dims = ctx.dims(src)
+    default = {"hsplit": 1 if src.ndim > 1 else 0, "vsplit": 0, "dsplit": 2}.get(node.op, 0)
+    axis = _dim(node, 2, src.ndim, default) if node.op not in ("hsplit", "vsplit", "dsplit") else default
+    offset = 0
+    for out in node.outputs:
+        size = out.shape[axis]
+        out_dims = list(dims)
+        out_dims[axis] = dims[axis][offset: offset + size]
+        offset += size
+        ctx.set_dims(out, out_dims)
+
+
+@register_op_rule("unbind")
+def unbind_rule(ctx: FlowContext, node: Node) -> None:
+    src = node.inputs[0]
+    axis = _dim(node, 1, src.ndim)
+    dims = ctx.dims(src)
+    ctx.atoms.pin(dims[axis], pinned_reason(node, "unbound dim"))
+    for out in node.outputs:
+        ctx.set_dims(out, dims[:axis] + dims[axis + 1:])

@@ -1,0 +1,191 @@
+"""DependencyGraph: trace a model once, solve its channel flow, and hand out pruning groups."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+import torch.nn as nn
+
+from structprune.flow.atoms import AtomSolution
+from structprune.flow.propagate import propagate
+from structprune.group import Group
+from structprune.layers.base import LayerPruner, layer_pruner_for
+from structprune.targets import Target
+from structprune.trace.nodes import Node, Trace
+from structprune.trace.tracer import trace_model
+
+logger = logging.getLogger(__name__)
+
+
+class DependencyGraph:
+    """Which channels of which layers and tensors must be removed together.
+
+    Example::
+
+        DG = structprune.DependencyGraph().build_dependency(model, example_inputs=torch.randn(1, 3, 224, 224))
+        group = DG.get_pruning_group(model.conv1, structprune.prune_conv_out_channels, idxs=[2, 6, 9])
+        if DG.check_pruning_group(group):
+            group.prune()
+    """
+
+    def __init__(self) -> None:
+        self.model: nn.Module | None = None
+        self.trace: Trace | None = None
+        self.solution: AtomSolution | None = None
+        self.targets: list[Target] = []
+        self.customized_pruners: dict[type, LayerPruner] = {}
+        self.dead: torch.Tensor = torch.zeros(0, dtype=torch.bool)
+
+    # building ----------------------------------------------------------------------------
+    def build_dependency(
+        self,
+        model: nn.Module,
+        example_inputs: Any,
+        forward_fn: Callable | None = None,
+        output_transform: Callable | None = None,
+        unwrapped_parameters: Sequence | None = None,
+        customized_pruners: dict[type, LayerPruner] | None = None,
+        verbose: bool = True,
+        **_: Any,
+    ) -> "DependencyGraph":
+        """Trace ``model`` on ``example_inputs`` and find its coupled channel groups.
+
+        ``unwrapped_parameters`` is accepted for Torch-Pruning compatibility: parameters used
+        directly by ops are found by the trace anyway.
+        """
+        self.model = model
+        self.customized_pruners.update(customized_pruners or {})
+        self.trace = trace_model(model, example_inputs, is_leaf=lambda m: self.pruner_of(m) is not None,
+                                 forward_fn=forward_fn, output_transform=output_transform)
+        ctx = propagate(self.trace, self.pruner_of)
+        self.unhandled: list[Node] = ctx.unhandled
+        self.solution = ctx.atoms.solve()
+        self.value_dims = ctx.value_dims
+        self.dead = torch.zeros(len(self.solution.root), dtype=torch.bool)
+        self.targets = self._collect_targets(ctx)
+        if verbose and self.unhandled:
+            for node in self.unhandled[:10]:
+                logger.info("channels pinned: no rule for %s", node.describe())
+        return self
+
+    def register_customized_layer(self, layer_type: type, pruner: LayerPruner) -> None:
+        """Treat ``layer_type`` as a leaf pruned by ``pruner`` (call before ``build_dependency``)."""
+        self.customized_pruners[layer_type] = pruner
+
+    def pruner_of(self, module: nn.Module) -> LayerPruner | None:
+        return layer_pruner_for(module, self.customized_pruners)
+
+    def _collect_targets(self, ctx) -> list[Target]:
+        names = {m: n for n, m in self.model.named_modules()}
+        targets = []
+        for (owner, dim), atoms in ctx.channel_atoms.items():
+            if isinstance(owner, nn.Module):
+                targets.append(Target(owner, names.get(owner, ""), dim, self.solution.expand(atoms),
+                                      pruner=self.pruner_of(owner)))
+        for value, dims in ctx.value_dims.items():
+            if value.origin not in ("param", "buffer"):
+                continue
+            owner_name, _, attr = value.name.rpartition(".")
+            owner = self.model.get_submodule(owner_name) if owner_name else self.model
+            for axis, atoms in enumerate(dims):
+                targets.append(Target(owner, owner_name, "out", self.solution.expand(atoms),
+                                      tensor_name=attr, axis=axis))
+        for t in targets:
+            t.groups = self._groups_in(t.classes)
+        return [t for t in targets if t.groups or t.is_layer]
+
+    def _groups_in(self, classes: torch.Tensor) -> set[int]:
+        c = classes[classes >= 0]
+        c = c[~self.solution.pinned[c]]
+        return set(self.solution.group_of[c].tolist()) - {-1}
+
+    # queries -----------------------------------------------------------------------------
+    def target_of(self, module: nn.Module | torch.Tensor, dim: str = "out") -> Target:
+        """The target for ``module``'s channel dim ``dim`` (or an unwrapped parameter's first axis)."""
+        matches = [t for t in self.targets if t.module is module and t.is_layer]
+        if not matches and isinstance(module, torch.Tensor):
+            matches = [t for t in self.targets if not t.is_layer
+                       and getattr(t.module, t.tensor_name, None) is module and t.groups]
+            if matches:
+                return matches[0]
+        if not matches:
+            raise KeyError(f"{type(module).__name__} was not seen by the trace (is it used in forward?)")
+        by_dim = [t for t in matches if t.dim == dim] or matches
+        return by_dim[0]
+
+    def units_of(self, target: Target, gid: int | None = None) -> list[int]:
+        """Prime unit classes along ``target`` (alive, unpinned), in order of first appearance."""
+        alive = target.alive_rows(self.dead)
+        seen: dict[int, None] = {}
+        for row in target.classes[alive].tolist():
+            for c in row:
+                if c >= 0 and not self.solution.pinned[c] and (gid is None or self.solution.group_of[c] == gid):
+                    seen.setdefault(c, None)
+        return list(seen)
+
+    def get_pruning_group(self, module: nn.Module | torch.Tensor, pruning_fn: Callable,
+                          idxs: Sequence[int]) -> Group:
+        """The group that removing channels ``idxs`` of ``module`` (via ``pruning_fn``) triggers."""
+        dim = "in" if "in_channels" in getattr(pruning_fn, "__name__", "") else "out"
+        target = self.target_of(module, dim)
+        return Group.from_channels(self, target, [int(i) for i in idxs])
+
+    def check_pruning_group(self, group: Group) -> bool:
+        """False if the group would leave some layer or tensor with no channels at all."""
+        return group.is_valid()
+
+    def get_all_groups(self, ignored_layers: Sequence[nn.Module] = (),
+                       root_module_types: Sequence[type] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear),
+                       ) -> Iterator[Group]:
+        """Every prunable group once, each rooted at the first layer of ``root_module_types`` that
+        produces it; groups that would prune the output channels of an ignored layer are skipped."""
+        ignored = set(map(id, _expand_modules(ignored_layers)))
+        seen: set[int] = set()
+        for target in self.root_targets(tuple(root_module_types)):
+            if id(target.module) in ignored:
+                continue
+            for gid in sorted(target.groups - seen):
+                seen.add(gid)
+                group = Group.whole(self, target, gid)
+                if group.units and not group.touches_out_of(ignored):
+                    yield group
+
+    def root_targets(self, root_module_types: tuple[type, ...]) -> list[Target]:
+        order = {id(n.module): n.index for n in reversed(self.trace.nodes) if n.is_module}
+        roots = [t for t in self.targets if t.is_layer and t.dim == "out" and isinstance(t.module, root_module_types)]
+        roots += [t for t in self.targets if t.is_layer and t.dim == "out" and t not in roots]
+        roots.sort(key=lambda t: (not isinstance(t.module, root_module_types), order.get(id(t.module), 1 << 30)))
+        return roots + [t for t in self.targets if not t.is_layer]
+
+    def pin_reasons(self) -> dict[str, list[str]]:
+        """For each layer with a pinned channel dim, why (what op or interface pinned it)."""
+        report: dict[str, list[str]] = {}
+        for t in self.targets:
+            c = t.classes[t.classes >= 0]
+            pinned = c[self.solution.pinned[c]]
+            if pinned.numel():
+                reasons = {self.solution.reasons[int(r)] for r in self.solution.pin_reason[pinned].unique().tolist()}
+                report.setdefault(f"{t.name or 'model'}.{t.tensor_name or t.dim}", []).extend(sorted(reasons))
+        return report
+
+
+def _expand_modules(layers: Sequence) -> list:
+    out = []
+    for layer in layers:
+        if isinstance(layer, nn.Module):
+            out.extend(layer.modules())
+        else:
+            out.append(layer)
+    return out
+
+
+def _after_prune(self: DependencyGraph, removed: torch.Tensor) -> None:
+    """Keep size attributes that the traced code read (``num_heads`` ...) in step with the weights."""
+    from structprune.attributes import update_size_attributes
+
+    update_size_attributes(self, removed)
+
+
+DependencyGraph.after_prune = _after_prune

@@ -1,0 +1,284 @@
+"""Group: the set of units (channels, heads, ...) of one coupled channel space, pruned at once."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+
+import torch
+import torch.nn as nn
+
+from structprune.targets import Target
+from structprune.trace.nodes import Node
+
+if TYPE_CHECKING:
+    from structprune.graph import DependencyGraph
+
+
+@dataclass(eq=False)
+class OpTarget:
+    """A traced op that carries the group's channels (shown in the group; nothing to prune)."""
+
+    node: Node
+    module: None = None
+
+    def label(self) -> str:
+        where = f" at {self.node.scope}" if self.node.scope else ""
+        return f"_ElementWiseOp({self.node.op}{where})"
+
+    @property
+    def name(self) -> str:
+        return self.node.scope
+
+    @property
+    def handler(self) -> Callable:
+        return prune_out_channels
+
+
+def prune_out_channels(*_, **__):  # the handler shown for ops, as in Torch-Pruning's printout
+    return None
+
+
+@dataclass(eq=False)
+class Dependency:
+    """``trigger`` on ``source`` => ``handler`` on ``target`` (Torch-Pruning's vocabulary)."""
+
+    source: Target | OpTarget
+    target: Target | OpTarget
+
+    @property
+    def handler(self) -> Callable:
+        return self.target.handler
+
+    pruning_fn = handler
+
+    @property
+    def trigger(self) -> Callable:
+        return self.source.handler
+
+    @property
+    def layer(self) -> nn.Module | None:
+        return self.target.module
+
+    @property
+    def is_op(self) -> bool:
+        return isinstance(self.target, OpTarget)
+
+    def __str__(self) -> str:
+        return (f"{self.trigger.__name__} on {self.source.label()} => "
+                f"{self.handler.__name__} on {self.target.label()}")
+
+
+class Group:
+    """Units of one or more coupled channel spaces, and the indices of those to remove.
+
+    ``idxs`` index :attr:`units`; for a plain layer root the units are its channels in order, so
+    they are the root's channel indices, as in Torch-Pruning.  Iterating yields
+    ``(dependency, idxs)`` with each layer's own channel indices.
+    """
+
+    def __init__(self, graph: "DependencyGraph", root: Target, units: list[int], idxs: Sequence[int]):
+        self.graph = graph
+        self.root = root
+        self.units = units
+        self.idxs = [int(i) for i in idxs]
+        self.gids = {int(graph.solution.group_of[u]) for u in units}
+
+    @classmethod
+    def whole(cls, graph: "DependencyGraph", root: Target, gid: int) -> "Group":
+        units = graph.units_of(root, gid)
+        return cls(graph, root, units, list(range(len(units))))
+
+    @classmethod
+    def from_channels(cls, graph: "DependencyGraph", root: Target, channels: list[int]) -> "Group":
+        """The units whose removal takes away exactly root ``channels`` (or a clear error)."""
+        rows = root.classes[root.alive_rows(graph.dead)]
+        if any(c < 0 or c >= len(rows) for c in channels):
+            raise IndexError(f"channel indices {channels} out of range for {root.label()} ({len(rows)} channels)")
+        chosen = set(channels)
+        pinned = graph.solution.pinned
+        owners: dict[int, set[int]] = {}
+        for r, row in enumerate(rows.tolist()):
+            for c in row:
+                if c >= 0 and not pinned[c]:
+                    owners.setdefault(c, set()).add(r)
+        removable = [u for u, rs in owners.items() if rs <= chosen]
+        covered = set().union(*(owners[u] for u in removable)) if removable else set()
+        missing = sorted(chosen - covered)
+        if missing:
+            raise ValueError(cls._why_not(graph, root, rows, missing[0], channels))
+        gids = {int(graph.solution.group_of[u]) for u in removable}
+        units = [u for u in graph.units_of(root) if int(graph.solution.group_of[u]) in gids]
+        wanted = set(removable)
+        return cls(graph, root, units, [i for i, u in enumerate(units) if u in wanted])
+
+    @staticmethod
+    def _why_not(graph, root: Target, rows: torch.Tensor, channel: int, channels: list[int]) -> str:
+        row = [c for c in rows[channel].tolist() if c >= 0]
+        free = [c for c in row if not graph.solution.pinned[c]]
+        if not free:
+            reason = graph.solution.reasons[int(graph.solution.pin_reason[row[0]])]
+            return (f"channel {channel} of {root.label()} cannot be pruned: it is pinned ({reason}); "
+                    "leave it, or add what pins it to ignored_layers")
+        return (f"cannot remove exactly channels {channels} of {root.label()}: channel {channel} belongs to "
+                "a unit (e.g. an attention head or a conv group) that also spans channels not listed; "
+                "remove whole units or the same position in every unit")
+
+    # what the group touches ------------------------------------------------------------
+    def _remove_mask(self, idxs: Sequence[int]) -> torch.Tensor:
+        mask = torch.zeros_like(self.graph.dead)
+        if idxs:
+            mask[torch.tensor([self.units[i] for i in idxs], dtype=torch.long)] = True
+        return mask
+
+    def member_targets(self) -> list[Target]:
+        return [t for t in self.graph.targets if t.groups & self.gids]
+
+    def plan(self, idxs: Sequence[int] | None = None) -> list[tuple[Target, list[int]]]:
+        """For each target, the channel indices that removing units ``idxs`` takes away."""
+        remove = self._remove_mask(self.idxs if idxs is None else idxs)
+        return [(t, t.removal(self.graph.dead, remove)) for t in self._ordered_targets()]
+
+    def is_valid(self, idxs: Sequence[int] | None = None) -> bool:
+        for target, removed in self.plan(idxs):
+            if removed and len(removed) >= int(target.alive_rows(self.graph.dead).sum()):
+                return False
+        return bool(self.units)
+
+    def touches_out_of(self, ignored_ids: set[int]) -> bool:
+        return any(t.is_layer and t.dim == "out" and id(t.module) in ignored_ids for t in self.member_targets())
+
+    # pruning ---------------------------------------------------------------------------
+    def prune(self, idxs: Sequence[int] | None = None, record_history: bool = True) -> None:
+        """Remove units ``idxs`` (default: the group's own) from every coupled layer and tensor.
+
+        Either every target is pruned or, if one fails, every module is restored and the error
+        is raised: the model is never left half-pruned.
+        """
+        from structprune.prune import apply_plan
+
+        idxs = self.idxs if idxs is None else [int(i) for i in idxs]
+        if not idxs:
+            return
+        if not self.is_valid(idxs):
+            raise ValueError(f"pruning {len(idxs)} units of the group rooted at {self.root.label()} "
+                             "would leave a layer with no channels; keep at least one")
+        apply_plan(self.graph, self.plan(idxs), self._remove_mask(idxs))
+        self.idxs = idxs
+
+    # Torch-Pruning style iteration and printing ------------------------------------------
+    def _ordered_targets(self) -> list[Target]:
+        members = self.member_targets()
+        members.sort(key=lambda t: t is not self.root)
+        return members
+
+    def dependencies(self) -> list[tuple[Dependency, list[int]]]:
+        remove = self._remove_mask(self.idxs)
+        deps: list[tuple[Dependency, list[int]]] = []
+        for source, target in self._spanning_tree():
+            idxs = target.removal(self.graph.dead, remove) if isinstance(target, Target) else \
+                self._op_removal(target, remove)
+            deps.append((Dependency(source, target), idxs))
+        return deps
+
+    def __iter__(self) -> Iterator[tuple[Dependency, list[int]]]:
+        return iter(self.dependencies())
+
+    def __len__(self) -> int:
+        return len(self.dependencies())
+
+    def __getitem__(self, k: int) -> tuple[Dependency, list[int]]:
+        return self.dependencies()[k]
+
+    def details(self) -> str:
+        lines = ["-" * 32, " " * 10 + "Pruning Group", "-" * 32]
+        for k, (dep, idxs) in enumerate(self.dependencies()):
+            suffix = " (Pruning Root)" if k == 0 else ""
+            lines.append(f"[{k}] {dep}, idxs ({len(idxs)}) ={_short(idxs)}{suffix}")
+        lines.append("-" * 32)
+        return "\n".join(lines)
+
+    __str__ = details
+
+    def __repr__(self) -> str:
+        return f"Group(root={self.root.label()}, units={len(self.units)}, idxs={len(self.idxs)})"
+
+    def _op_removal(self, op: OpTarget, remove: torch.Tensor) -> list[int]:
+        for value in op.node.outputs:
+            for atoms in self.graph.value_dims.get(value, []):
+                classes = self.graph.solution.expand(atoms)
+                t = Target(nn.Module(), "", "out", classes)
+                removed = t.removal(self.graph.dead, remove)
+                if removed:
+                    return removed
+        return []
+
+    def _spanning_tree(self) -> list[tuple[Target | OpTarget, Target | OpTarget]]:
+        """Dependencies in breadth-first order along the data flow, starting at the root."""
+        return spanning_tree(self.graph, self.root, self._ordered_targets(), self.gids)
+
+
+def _short(idxs: list[int], limit: int = 20) -> str:
+    return str(idxs) if len(idxs) <= limit else str(idxs[:limit])[:-1] + ", ...]"
+
+
+def spanning_tree(graph, root: Target, targets: list[Target], gids: set[int]):
+    """Pairs (trigger, target): each member reached from its neighbour along the traced data flow."""
+    nodes_of: dict[int, list[Target | OpTarget]] = {}
+    for t in targets:
+        for node in _nodes_of_target(graph, t):
+            nodes_of.setdefault(node.index, []).append(t)
+    carries = _op_carrier(graph, gids)
+    start = _nodes_of_target(graph, root)
+    order: list[tuple[Target | OpTarget, Target | OpTarget]] = [(root, root)]
+    placed = {id(root)}
+    queue = deque((n, root) for n in start)
+    visited = {n.index for n in start}
+    while queue:
+        node, via = queue.popleft()
+        for nxt in _neighbours(node):
+            if nxt.index in visited:
+                continue
+            members = nodes_of.get(nxt.index, [])
+            if not members and not nxt.is_module and carries(nxt):
+                members = [OpTarget(nxt)]
+                nodes_of[nxt.index] = members
+            if not members:
+                continue
+            visited.add(nxt.index)
+            for m in members:
+                if id(m) not in placed:
+                    placed.add(id(m))
+                    order.append((via, m))
+            queue.append((nxt, members[-1]))
+    order.extend((root, t) for t in targets if id(t) not in placed)
+    return order
+
+
+def _nodes_of_target(graph, target: Target) -> list[Node]:
+    if target.is_layer:
+        return [n for n in graph.trace.nodes if n.module is target.module]
+    param = getattr(target.module, target.tensor_name, None)
+    return [n for n in graph.trace.nodes if any(v.name == target.qualified_tensor_name for v in n.inputs)] if param is not None else []
+
+
+def _neighbours(node: Node) -> list[Node]:
+    producers = [v.producer for v in node.inputs if v.producer is not None]
+    return producers + list(node.users)
+
+
+def _op_carrier(graph, gids: set[int]) -> Callable[[Node], bool]:
+    sol = graph.solution
+
+    def carries(node: Node) -> bool:
+        for value in node.outputs:
+            for atoms in graph.value_dims.get(value, []):
+                classes = sol.expand(atoms)
+                c = classes[classes >= 0]
+                c = c[~sol.pinned[c] & ~graph.dead[c]]
+                if c.numel() and bool(torch.isin(sol.group_of[c], torch.tensor(sorted(gids))).any()):
+                    return True
+        return False
+
+    return carries

@@ -1,0 +1,172 @@
+"""Layer pruners: how one layer type takes part in channel flow and how its channels are removed.
+
+One class per layer type, registered with :func:`register_layer_pruner`.  A registered type is a
+*leaf* of the trace: its call is recorded as one node and its :meth:`LayerPruner.flow` states how
+its channel dims couple with its input and output tensors.  Removing channels replaces the
+module's parameters with smaller ones and updates its attributes (``out_channels`` ...).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+import torch.nn as nn
+
+from structprune.flow.context import FlowContext
+from structprune.trace.nodes import Node
+
+_PRUNERS: dict[type, "LayerPruner"] = {}
+
+
+def register_layer_pruner(*module_types: type, replace: bool = True) -> Callable:
+    """Register a :class:`LayerPruner` (class or instance) for exact module types (decorator).
+
+    Example::
+
+        @structprune.register_layer_pruner(MyScale)
+        class MyScalePruner(structprune.LayerPruner):
+            def get_out_channels(self, layer): return layer.scale.numel()
+            ...
+    """
+
+    def decorator(pruner):
+        instance = pruner() if isinstance(pruner, type) else pruner
+        for t in module_types:
+            if t in _PRUNERS and not replace:
+                raise ValueError(f"a layer pruner for {t.__name__} is already registered")
+            _PRUNERS[t] = instance
+        return pruner
+
+    return decorator
+
+
+def layer_pruner_for(module: nn.Module, extra: dict | None = None) -> "LayerPruner | None":
+    """The pruner registered for exactly this module's type (``extra`` overrides the registry)."""
+    if extra and type(module) in extra:
+        return extra[type(module)]
+    return _PRUNERS.get(type(module))
+
+
+def attribute_pruner_for(module: nn.Module) -> "LayerPruner | None":
+    """The pruner of the nearest registered base class (to refresh a subclass's attributes)."""
+    for cls in type(module).__mro__:
+        if cls in _PRUNERS:
+            return _PRUNERS[cls]
+    return None
+
+
+def keep_indices(size: int, idxs: Sequence[int]) -> torch.Tensor:
+    removed = set(int(i) for i in idxs)
+    return torch.tensor([i for i in range(size) if i not in removed], dtype=torch.long)
+
+
+def prune_tensor(module: nn.Module, name: str, axis: int, idxs: Sequence[int]) -> None:
+    """Replace ``module.<name>`` by a copy without entries ``idxs`` along ``axis`` (None is skipped)."""
+    tensor = getattr(module, name, None)
+    if tensor is None:
+        return
+    keep = keep_indices(tensor.shape[axis], idxs).to(tensor.device)
+    data = torch.index_select(tensor.data, axis, keep).clone()
+    if isinstance(tensor, nn.Parameter):
+        setattr(module, name, nn.Parameter(data, requires_grad=tensor.requires_grad))
+    elif name in module._buffers:
+        module._buffers[name] = data
+    else:
+        setattr(module, name, data)
+
+
+class LayerPruner:
+    """Base class: override the four Torch-Pruning-style methods, and :meth:`flow` if needed.
+
+    The default :meth:`flow` treats the layer as channel-last for 2-D/3-D inputs and
+    channel-first otherwise, and couples input and output channels when their counts and the
+    tensor shapes are equal (a per-channel layer such as a scale or a norm).
+    """
+
+    def get_out_channels(self, layer: nn.Module) -> int:
+        raise NotImplementedError
+
+    def get_in_channels(self, layer: nn.Module) -> int:
+        raise NotImplementedError
+
+    def prune_out_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
+        raise NotImplementedError
+
+    def prune_in_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
+        raise NotImplementedError
+
+    def parameters_along(self, layer: nn.Module, dim: str) -> list[tuple[str, int]]:
+        """``(attribute, axis)`` pairs whose ``axis`` runs over channel dim ``dim`` (for scoring)."""
+        return []
+
+    def refresh(self, layer: nn.Module) -> None:
+        """Recompute size attributes from the parameter shapes (after parameters were sliced)."""
+
+    def channel_dims(self, layer: nn.Module) -> dict[str, int]:
+        dims = {}
+        for name in ("out", "in"):
+            try:
+                count = getattr(self, f"get_{name}_channels")(layer)
+            except NotImplementedError:
+                continue
+            if count is not None:
+                dims[name] = int(count)
+        return dims
+
+    def prune(self, layer: nn.Module, dim: str, idxs: Sequence[int]) -> None:
+        getattr(self, f"prune_{dim}_channels")(layer, sorted(int(i) for i in idxs))
+
+    def flow(self, ctx: FlowContext, node: Node) -> None:
+        layer = node.module
+        channels = self.channel_dims(layer)
+        x = node.inputs[0] if node.inputs else None
+        out = node.outputs[0] if node.outputs else None
+        in_atoms = ctx.channels(layer, "in", channels["in"]) if "in" in channels else None
+        out_atoms = ctx.channels(layer, "out", channels["out"]) if "out" in channels else None
+        if in_atoms is not None and out_atoms is not None and x is not None and out is not None \
+                and x.shape == out.shape and in_atoms.numel() == out_atoms.numel():
+            ctx.atoms.unify(in_atoms, out_atoms)
+        in_axis = couple_channels(ctx, node, x, in_atoms)
+        out_axis = channel_axis(out, out_atoms.numel()) if out is not None and out_atoms is not None else None
+        set_outputs(ctx, node, in_axis, out_axis, out_atoms)
+
+
+def channel_axis(value, size: int) -> int | None:
+    """-1 for (N, C) / (N, L, C) tensors, 1 for (N, C, ...) ones; None when the size does not fit."""
+    if value is None or value.ndim == 0:
+        return None
+    prefer = [value.ndim - 1, 1] if value.ndim <= 3 else [1, value.ndim - 1]
+    for axis in prefer:
+        if 0 <= axis < value.ndim and value.shape[axis] == size:
+            return axis
+    return None
+
+
+def couple_channels(ctx: FlowContext, node: Node, value, atoms, axis: int | None = None) -> int | None:
+    """Unify ``value``'s channel dim with ``atoms``; pin ``value`` if no dim fits.  Returns the axis."""
+    if value is None or atoms is None:
+        return None
+    axis = channel_axis(value, atoms.numel()) if axis is None else axis
+    if axis is None:
+        ctx.pin_value(value, f"{node.describe()}: no dim of size {atoms.numel()} in its input")
+        return None
+    ctx.unify_dim(value, axis, atoms)
+    return axis
+
+
+def set_outputs(ctx: FlowContext, node: Node, in_axis: int | None, out_axis: int | None, out_atoms) -> None:
+    """Output 0 gets ``out_atoms`` on ``out_axis``; other dims of size equal to the input's dim
+    (batch, tokens) share its atoms; everything else (spatial dims, extra outputs) is pinned."""
+    x = node.inputs[0] if node.inputs else None
+    for k, out in enumerate(node.outputs):
+        dims = []
+        for axis, size in enumerate(out.shape):
+            if k == 0 and axis == out_axis and out_atoms is not None:
+                dims.append(out_atoms)
+            elif x is not None and axis < x.ndim and axis != in_axis and x.shape[axis] == size \
+                    and (k > 0 or axis != out_axis):
+                dims.append(ctx.dims(x)[axis])
+            else:
+                dims.append(ctx.fresh_pinned(size, f"non-channel dim {axis} of {node.describe()}"))
+        ctx.set_dims(out, dims)

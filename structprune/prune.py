@@ -1,0 +1,56 @@
+"""Apply a group's plan to the model: all targets or none (modules are restored on failure)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn as nn
+
+from structprune.targets import Target
+
+if TYPE_CHECKING:
+    from structprune.graph import DependencyGraph
+
+
+def _snapshot(module: nn.Module) -> dict:
+    return {"dict": dict(module.__dict__), "params": dict(module._parameters), "buffers": dict(module._buffers)}
+
+
+def _restore(module: nn.Module, saved: dict) -> None:
+    module.__dict__.clear()
+    module.__dict__.update(saved["dict"])
+    module._parameters.clear()
+    module._parameters.update(saved["params"])
+    module._buffers.clear()
+    module._buffers.update(saved["buffers"])
+
+
+def deduplicated(plan: list[tuple[Target, list[int]]]) -> list[tuple[Target, list[int]]]:
+    """Drop raw-tensor targets whose tensor a layer target of the plan already slices."""
+    covered = {(id(owner), name, axis % getattr(owner, name).ndim)
+               for t, idxs in plan if t.is_layer and idxs for owner, name, axis in t.tensor_axes()}
+    out = []
+    for t, idxs in plan:
+        if not t.is_layer:
+            tensor = getattr(t.module, t.tensor_name, None)
+            if tensor is None or (id(t.module), t.tensor_name, t.axis % max(tensor.ndim, 1)) in covered:
+                continue
+        out.append((t, idxs))
+    return out
+
+
+def apply_plan(graph: "DependencyGraph", plan: list[tuple[Target, list[int]]], removed: torch.Tensor) -> None:
+    """Prune every ``(target, channel idxs)`` of ``plan``; on any error restore and re-raise."""
+    plan = [(t, idxs) for t, idxs in deduplicated(plan) if idxs]
+    saved = {id(t.module): (t.module, _snapshot(t.module)) for t, _ in plan}
+    try:
+        with torch.no_grad():
+            for target, idxs in plan:
+                target.prune(idxs)
+    except Exception as error:
+        for module, snap in saved.values():
+            _restore(module, snap)
+        raise RuntimeError(f"pruning failed at {target.label()}: {error}; the model was restored") from error
+    graph.dead |= removed
+    graph.after_prune(removed)

@@ -1,0 +1,1 @@
+"""Tracing: record one forward pass at the torch-function level."""

@@ -1,0 +1,169 @@
+"""Record one real forward pass at the torch-function level.
+
+A :class:`torch.overrides.TorchFunctionMode` sees every torch function and tensor method with its
+exact arguments; forward hooks mark *leaf* modules (those with a registered layer pruner), whose
+insides are not recorded.  Works under ``torch.no_grad()`` and with tensors on the ``meta`` device.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+from torch.overrides import TorchFunctionMode
+from torch.utils.weak import WeakIdKeyDictionary
+
+from structprune.trace.nodes import Node, Trace, Value
+from structprune.trace.structure import flatten_tensors, map_tensors
+
+IGNORED_OPS = {"shape", "size", "dim", "ndimension", "numel", "__len__", "is_floating_point",
+               "is_complex", "get_device", "dtype", "device", "is_contiguous", "requires_grad",
+               "__format__", "__repr__", "__bool__", "item", "tolist", "data_ptr", "stride",
+               "storage_offset", "element_size", "nelement", "__hash__", "__eq_ident__"}
+
+
+def op_name(func: Callable) -> str:
+    """A stable name for a torch function, tensor method or tensor property."""
+    name = getattr(func, "__name__", None) or str(func)
+    if name in ("__get__", "__set__"):
+        owner = getattr(func, "__self__", None)
+        name = getattr(owner, "__name__", name)
+    return name
+
+
+def run_forward(model: nn.Module, example_inputs: Any, forward_fn: Callable | None = None) -> Any:
+    """Call the model the way Torch-Pruning does: dict -> kwargs, tuple/list -> args, else one arg."""
+    if forward_fn is not None:
+        return forward_fn(model, example_inputs)
+    if isinstance(example_inputs, dict):
+        return model(**example_inputs)
+    if isinstance(example_inputs, (tuple, list)):
+        return model(*example_inputs)
+    return model(example_inputs)
+
+
+class _Recorder(TorchFunctionMode):
+    def __init__(self, model: nn.Module, is_leaf: Callable[[nn.Module], bool]):
+        super().__init__()
+        self.model = model
+        self.is_leaf = is_leaf
+        self.names = {m: n for n, m in model.named_modules(remove_duplicate=False)}
+        self.names.update({m: n for n, m in model.named_modules()})
+        self.tensor_names = self._tensor_names(model)
+        self.values: list[Value] = []
+        self.nodes: list[Node] = []
+        self.live: WeakIdKeyDictionary = WeakIdKeyDictionary()
+        self.keep_alive: list[torch.Tensor] = []
+        self.scope: list[str] = []
+        self.leaf_depth = 0
+        self.pending: list[tuple[tuple, dict]] = []
+
+    @staticmethod
+    def _tensor_names(model: nn.Module) -> dict[int, tuple[str, str, torch.Tensor]]:
+        names: dict[int, tuple[str, str, torch.Tensor]] = {}
+        for name, b in model.named_buffers():
+            names.setdefault(id(b), ("buffer", name, b))
+        for name, p in model.named_parameters():
+            names.setdefault(id(p), ("param", name, p))
+        return names
+
+    # values -------------------------------------------------------------------------------
+    def new_value(self, t: torch.Tensor, origin: str, producer: Node | None = None, name: str = "") -> Value:
+        v = Value(len(self.values), tuple(int(s) for s in t.shape), origin, producer, name)
+        self.values.append(v)
+        self.live[t] = v
+        if origin in ("param", "buffer", "constant"):
+            self.keep_alive.append(t)
+        return v
+
+    def value_of(self, t: torch.Tensor) -> Value:
+        v = self.live.get(t)
+        if v is not None:
+            return v
+        known = self.tensor_names.get(id(t))
+        if known is not None and known[2] is t:
+            return self.new_value(t, known[0], name=known[1])
+        return self.new_value(t, "constant")
+
+    def to_values(self, obj: Any) -> tuple[Any, list[Value]]:
+        found: list[Value] = []
+
+        def convert(t: torch.Tensor) -> Value:
+            v = self.value_of(t)
+            found.append(v)
+            return v
+
+        return map_tensors(obj, convert), found
+
+    # recording ----------------------------------------------------------------------------
+    def record(self, op: str, func, args, kwargs, outputs: list[torch.Tensor], module=None) -> Node:
+        vargs, inputs = self.to_values(args)
+        vkwargs, kw_inputs = self.to_values(kwargs)
+        node = Node(len(self.nodes), op, func, vargs, vkwargs, inputs + kw_inputs, [],
+                    self.scope[-1] if self.scope else "", module, self.names.get(module, "") if module is not None else "")
+        for v in node.inputs:
+            if v.producer is not None and (not v.producer.users or v.producer.users[-1] is not node):
+                v.producer.users.append(node)
+        node.outputs = [self.new_value(t, "op", node) for t in outputs]
+        self.nodes.append(node)
+        return node
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if self.leaf_depth:
+            return out
+        name = op_name(func)
+        if name in IGNORED_OPS:
+            return out
+        outputs = flatten_tensors(out)
+        if name == "__setitem__" and args and isinstance(args[0], torch.Tensor):
+            outputs = [args[0]]
+        if outputs:
+            self.record(name, func, args, kwargs, outputs)
+        return out
+
+    # module hooks -------------------------------------------------------------------------
+    def pre_hook(self, module, args, kwargs):
+        self.scope.append(self.names.get(module, ""))
+        if self.leaf_depth == 0 and self.is_leaf(module):
+            self.pending.append((args, kwargs))
+        if self.is_leaf(module):
+            self.leaf_depth += 1
+
+    def post_hook(self, module, args, kwargs, output):
+        self.scope.pop()
+        if self.is_leaf(module):
+            self.leaf_depth -= 1
+            if self.leaf_depth == 0:
+                args, kwargs = self.pending.pop()
+                self.record(type(module).__name__, None, args, kwargs, flatten_tensors(output), module)
+
+    def hooks(self, stack: ExitStack) -> None:
+        for module in self.model.modules():
+            stack.callback(module.register_forward_pre_hook(self.pre_hook, with_kwargs=True).remove)
+            stack.callback(module.register_forward_hook(self.post_hook, with_kwargs=True, always_call=True).remove)
+
+
+def trace_model(
+    model: nn.Module,
+    example_inputs: Any,
+    is_leaf: Callable[[nn.Module], bool],
+    forward_fn: Callable | None = None,
+    output_transform: Callable | None = None,
+) -> Trace:
+    """Run ``model`` once on ``example_inputs`` and record every call (the model is not changed)."""
+    recorder = _Recorder(model, is_leaf)
+    inputs = [recorder.new_value(t, "input") for t in flatten_tensors(example_inputs)]
+    for t in flatten_tensors(example_inputs):
+        recorder.keep_alive.append(t)
+    with ExitStack() as stack:
+        recorder.hooks(stack)
+        with recorder:
+            out = run_forward(model, example_inputs, forward_fn)
+            if output_transform is not None:
+                out = output_transform(out)
+    outputs = [recorder.value_of(t) for t in flatten_tensors(out)]
+    return Trace(model, recorder.nodes, inputs, outputs, recorder.values, recorder.names)
