@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 import torch.nn as nn
 
+from structprune.attributes import collect_size_attributes, update_size_attributes
 from structprune.flow.atoms import AtomSolution
 from structprune.flow.propagate import propagate
 from structprune.group import Group
@@ -65,6 +66,7 @@ class DependencyGraph:
         self.value_dims = ctx.value_dims
         self.dead = torch.zeros(len(self.solution.root), dtype=torch.bool)
         self.targets = self._collect_targets(ctx)
+        self.size_attributes = collect_size_attributes(self)
         if verbose and self.unhandled:
             for node in self.unhandled[:10]:
                 logger.info("channels pinned: no rule for %s", node.describe())
@@ -159,6 +161,10 @@ class DependencyGraph:
         roots.sort(key=lambda t: (not isinstance(t.module, root_module_types), order.get(id(t.module), 1 << 30)))
         return roots + [t for t in self.targets if not t.is_layer]
 
+    def after_prune(self, removed: torch.Tensor) -> None:
+        """Keep size attributes that the traced code read (``num_heads`` ...) in step with the weights."""
+        update_size_attributes(self, removed)
+
     def pin_reasons(self) -> dict[str, list[str]]:
         """For each layer with a pinned channel dim, why (what op or interface pinned it)."""
         report: dict[str, list[str]] = {}
@@ -180,12 +186,3 @@ def _expand_modules(layers: Sequence) -> list:
             out.append(layer)
     return out
 
-
-def _after_prune(self: DependencyGraph, removed: torch.Tensor) -> None:
-    """Keep size attributes that the traced code read (``num_heads`` ...) in step with the weights."""
-    from structprune.attributes import update_size_attributes
-
-    update_size_attributes(self, removed)
-
-
-DependencyGraph.after_prune = _after_prune
