@@ -71,6 +71,32 @@ def collect_size_attributes(graph) -> list[SizeAttribute]:
     return list(found.values())
 
 
+def _free_units(graph, classes: torch.Tensor) -> frozenset[int]:
+    c = classes[classes >= 0]
+    return frozenset(c[~graph.solution.pinned[c]].tolist())
+
+
+def pin_conflicting_attributes(graph, attributes: list[SizeAttribute]) -> None:
+    """An attribute that sizes dims made of different units (``self.head_dim`` used for q/k, whose
+    rotary halves are paired, and for v) cannot follow both: those units are pinned.
+
+    Dims that are entirely pinned (batch, tokens) are taken to match the attribute by chance.
+    """
+    solution = graph.solution
+    conflicts = []
+    for attr in attributes:
+        unit_sets = {_free_units(graph, c) for c in attr.classes} - {frozenset()}
+        attr.classes = [c for c in attr.classes if _free_units(graph, c)]
+        if len(unit_sets) > 1:
+            conflicts.append((attr, set().union(*unit_sets)))
+    for attr, units in conflicts:
+        groups = solution.group_of[torch.tensor(sorted(units), dtype=torch.long)].unique()
+        members = torch.isin(solution.group_of, groups) & ~solution.pinned
+        solution.reasons.append(f"sized together by {type(attr.module).__name__}.{attr.name} with other dims")
+        solution.pin_reason[members] = len(solution.reasons) - 1
+        solution.pinned |= members
+
+
 def update_size_attributes(graph, removed: torch.Tensor) -> None:
     """After pruning: set each recorded attribute to its dims' new common size."""
     for attr in graph.size_attributes:

@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 import torch.nn as nn
 
-from structprune.attributes import collect_size_attributes, update_size_attributes
+from structprune.attributes import collect_size_attributes, pin_conflicting_attributes, update_size_attributes
 from structprune.flow.atoms import AtomSolution
 from structprune.flow.propagate import propagate
 from structprune.group import Group
@@ -65,8 +65,9 @@ class DependencyGraph:
         self.solution = ctx.atoms.solve()
         self.value_dims = ctx.value_dims
         self.dead = torch.zeros(len(self.solution.root), dtype=torch.bool)
-        self.targets = self._collect_targets(ctx)
         self.size_attributes = collect_size_attributes(self)
+        pin_conflicting_attributes(self, self.size_attributes)
+        self.targets = self._collect_targets(ctx)
         if verbose and self.unhandled:
             for node in self.unhandled[:10]:
                 logger.info("channels pinned: no rule for %s", node.describe())

@@ -4,6 +4,7 @@ from structprune.flow.rules import (  # noqa: F401
     concat,
     elementwise,
     expand,
+    factory,
     indexing,
     matmul,
     reduce,
