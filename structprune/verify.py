@@ -18,6 +18,9 @@ def zero_group(group: Group, idxs: Sequence[int] | None = None) -> None:
         for target, removed in group.plan(idxs):
             if not removed:
                 continue
+            if target.is_layer:
+                target.pruner.zero_channels(target.module, target.dim, removed)
+                continue
             for owner, name, axis in target.tensor_axes():
                 tensor = getattr(owner, name)
                 if isinstance(tensor, nn.Parameter):

@@ -1,6 +1,6 @@
 """Per-layer pruners; importing this package registers the built-in ones."""
 
-from structprune.layers import activation, conv, embedding, linear, norm  # noqa: F401
+from structprune.layers import activation, conv, embedding, linear, mha, norm, rnn  # noqa: F401
 from structprune.layers.base import (
     LayerPruner,
     attribute_pruner_for,

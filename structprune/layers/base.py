@@ -100,6 +100,18 @@ class LayerPruner:
         """``(attribute, axis)`` pairs whose ``axis`` runs over channel dim ``dim`` (for scoring)."""
         return []
 
+    def zero_channels(self, layer: nn.Module, dim: str, idxs: Sequence[int]) -> None:
+        """Zero the parameter entries of channels ``idxs`` of ``dim`` (for the equivalence check).
+
+        Override when some weights hold a channel in several places (stacked q/k/v or gate rows).
+        """
+        with torch.no_grad():
+            for name, axis in self.parameters_along(layer, dim):
+                tensor = getattr(layer, name, None)
+                if isinstance(tensor, nn.Parameter):
+                    index = torch.tensor([int(i) for i in idxs], dtype=torch.long, device=tensor.device)
+                    tensor.index_fill_(axis % tensor.ndim, index, 0.0)
+
     def refresh(self, layer: nn.Module) -> None:
         """Recompute size attributes from the parameter shapes (after parameters were sliced)."""
 

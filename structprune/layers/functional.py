@@ -12,7 +12,9 @@ from structprune.layers.base import layer_pruner_for
 from structprune.layers.conv import ConvPruner, ConvTransposePruner, DepthwiseConvPruner
 from structprune.layers.embedding import EmbeddingPruner
 from structprune.layers.linear import LinearPruner
+from structprune.layers.mha import MultiheadAttentionPruner
 from structprune.layers.norm import BatchNormPruner, GroupNormPruner, LayerNormPruner
+from structprune.layers.rnn import RNNPruner
 
 _conv = layer_pruner_for(nn.Conv2d(1, 1, 1))
 _deconv = layer_pruner_for(nn.ConvTranspose2d(1, 1, 1))
@@ -23,6 +25,8 @@ _gn = layer_pruner_for(nn.GroupNorm(1, 1))
 _prelu = layer_pruner_for(nn.PReLU())
 _embedding = layer_pruner_for(nn.Embedding(1, 1))
 _depthwise = DepthwiseConvPruner()
+_mha = MultiheadAttentionPruner()
+_rnn = RNNPruner()
 
 prune_conv_out_channels = _conv.prune_out_channels
 prune_conv_in_channels = _conv.prune_in_channels
@@ -44,8 +48,16 @@ prune_prelu_out_channels = _prelu.prune_out_channels
 prune_prelu_in_channels = _prelu.prune_in_channels
 prune_embedding_out_channels = _embedding.prune_out_channels
 prune_embedding_in_channels = _embedding.prune_in_channels
+prune_multihead_attention_out_channels = _mha.prune_out_channels
+prune_multihead_attention_in_channels = _mha.prune_in_channels
+prune_lstm_out_channels = _rnn.prune_out_channels
+prune_lstm_in_channels = _rnn.prune_in_channels
+prune_gru_out_channels = _rnn.prune_out_channels
+prune_gru_in_channels = _rnn.prune_in_channels
+prune_rnn_out_channels = _rnn.prune_out_channels
+prune_rnn_in_channels = _rnn.prune_in_channels
 
 __all__ = [name for name in dir() if name.startswith("prune_")] + [
     "ConvPruner", "ConvTransposePruner", "LinearPruner", "BatchNormPruner", "GroupNormPruner",
-    "LayerNormPruner", "PReLUPruner", "EmbeddingPruner",
+    "LayerNormPruner", "PReLUPruner", "EmbeddingPruner", "MultiheadAttentionPruner", "RNNPruner",
 ]
