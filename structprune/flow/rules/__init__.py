@@ -6,6 +6,7 @@ from structprune.flow.rules import (  # noqa: F401
     expand,
     factory,
     indexing,
+    layers_functional,
     matmul,
     reduce,
     reshape,
