@@ -10,6 +10,7 @@ Example::
 """
 
 from structprune import layers  # noqa: F401  (registers the built-in layer pruners)
+from structprune import utils  # noqa: F401  (tp.utils.count_ops_and_params)
 from structprune.flow.registry import register_op_rule
 from structprune.graph import DependencyGraph
 from structprune.group import Dependency, Group
