@@ -46,18 +46,44 @@ def stack_rule(ctx: FlowContext, node: Node) -> None:
 @register_op_rule("split", "chunk", "tensor_split", "split_with_sizes", "unsafe_split",
                   "unsafe_chunk", "hsplit", "vsplit", "dsplit")
 def split_rule(ctx: FlowContext, node: Node) -> None:
-    """Outputs are consecutive ranges of the input along the split dim (found from their sizes)."""
+    """Outputs are consecutive ranges of the input along the split dim (found from their sizes).
+
+    Parts requested by count or by one size (``chunk(n)``, ``split(x, size)``, or a list of equal
+    sizes) must stay equal, so the dim is ``parts x positions``: a position goes from every part
+    at once and the parts themselves are pinned.  Parts of listed unequal sizes map one to one
+    (their sizes must then come from attributes that pruning updates, such as ``in_channels``).
+    """
     src = node.inputs[0]
     dims = ctx.dims(src)
     default = {"hsplit": 1 if src.ndim > 1 else 0, "vsplit": 0, "dsplit": 2}.get(node.op, 0)
     axis = _dim(node, 2, src.ndim, default) if node.op not in ("hsplit", "vsplit", "dsplit") else default
+    sizes = [out.shape[axis] for out in node.outputs]
+    if _equal_parts(node):
+        _tie_equal_parts(ctx, node, dims[axis], sizes)
     offset = 0
-    for out in node.outputs:
-        size = out.shape[axis]
+    for out, size in zip(node.outputs, sizes):
         out_dims = list(dims)
         out_dims[axis] = dims[axis][offset: offset + size]
         offset += size
         ctx.set_dims(out, out_dims)
+
+
+def _equal_parts(node: Node) -> bool:
+    sections = node.arg(1, "split_size_or_sections", node.kwargs.get("split_size", node.kwargs.get(
+        "chunks", node.kwargs.get("sections", node.kwargs.get("indices_or_sections")))))
+    if isinstance(sections, (list, tuple)):
+        return node.op != "tensor_split" and len(set(sections)) == 1
+    return True
+
+
+def _tie_equal_parts(ctx: FlowContext, node: Node, atoms, sizes: list[int]) -> None:
+    if len(sizes) < 2:
+        return
+    if len(set(sizes)) > 1 or sum(sizes) != atoms.numel():
+        ctx.atoms.pin(atoms, pinned_reason(node, f"split into unequal parts {sizes}"))
+        return
+    parts = ctx.fresh_pinned(len(sizes), pinned_reason(node, "number of split parts"))
+    ctx.atoms.unify(atoms, ctx.atoms.product([parts, ctx.atoms.fresh(sizes[0])]))
 
 
 @register_op_rule("unbind")
