@@ -60,6 +60,8 @@ class ConvPruner(LayerPruner):
         return [("weight", self.in_axis)] if layer.groups == 1 else []
 
     def prune_out_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
+        if layer.groups > 1:
+            removed_groups(layer.out_channels, layer.groups, idxs)  # raises before any change if unequal
         if self.out_axis == 0 or layer.groups == 1:
             prune_tensor(layer, "weight", self.out_axis, idxs)
         else:
