@@ -100,9 +100,9 @@ class DependencyGraph:
         return [t for t in targets if t.groups or t.is_layer]
 
     def _groups_in(self, classes: torch.Tensor) -> set[int]:
-        c = classes[classes >= 0]
+        c = classes[classes >= 0].unique()
         c = c[~self.solution.pinned[c]]
-        return set(self.solution.group_of[c].tolist()) - {-1}
+        return set(self.solution.group_of[c].unique().tolist()) - {-1}
 
     # queries -----------------------------------------------------------------------------
     def target_of(self, module: nn.Module | torch.Tensor, dim: str = "out") -> Target:
@@ -120,13 +120,17 @@ class DependencyGraph:
 
     def units_of(self, target: Target, gid: int | None = None) -> list[int]:
         """Prime unit classes along ``target`` (alive, unpinned), in order of first appearance."""
-        alive = target.alive_rows(self.dead)
-        seen: dict[int, None] = {}
-        for row in target.classes[alive].tolist():
-            for c in row:
-                if c >= 0 and not self.solution.pinned[c] and (gid is None or self.solution.group_of[c] == gid):
-                    seen.setdefault(c, None)
-        return list(seen)
+        flat = target.classes[target.alive_rows(self.dead)].reshape(-1)
+        flat = flat[flat >= 0]
+        flat = flat[~self.solution.pinned[flat]]
+        if gid is not None:
+            flat = flat[self.solution.group_of[flat] == gid]
+        if flat.numel() == 0:
+            return []
+        uniq, inverse = torch.unique(flat, return_inverse=True)
+        first = torch.full((len(uniq),), flat.numel(), dtype=torch.long)
+        first.scatter_reduce_(0, inverse, torch.arange(flat.numel()), reduce="amin")
+        return uniq[torch.argsort(first)].tolist()
 
     def get_pruning_group(self, module: nn.Module | torch.Tensor, pruning_fn: Callable,
                           idxs: Sequence[int]) -> Group:

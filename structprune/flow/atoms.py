@@ -107,41 +107,44 @@ class AtomTable:
 class AtomSolution:
     """Result of :meth:`AtomTable.solve`.
 
-    ``root[a]`` is atom ``a``'s class; ``definition`` maps a non-prime class to its component
-    classes; ``pinned[c]`` tells whether prime class ``c`` may not be removed (and ``pin_reason[c]``
+    ``root[a]`` is atom ``a``'s class; row ``i`` of ``def_table`` lists the component classes of
+    non-prime class ``def_roots[i]`` (``-1`` pads); ``pinned[c]`` tells whether prime class ``c`` may not be removed (and ``pin_reason[c]``
     indexes ``reasons``); ``group_of[c]`` is the coupled channel space of prime class ``c``.
     """
 
     root: torch.Tensor
-    definition: dict[int, tuple[int, ...]]
+    def_roots: torch.Tensor
+    def_table: torch.Tensor
     pinned: torch.Tensor
     pin_reason: torch.Tensor
     group_of: torch.Tensor
     reasons: list[str]
 
+    def __post_init__(self) -> None:
+        self._def_index = torch.full((len(self.root),), -1, dtype=torch.long)
+        self._def_index[self.def_roots] = torch.arange(len(self.def_roots))
+        self._def_table = self.def_table if len(self.def_roots) else torch.full((1, 1), -1, dtype=torch.long)
+
     def expand(self, atoms: Atoms) -> torch.Tensor:
         """``(N, K)`` prime classes of each element of ``atoms`` (``-1`` pads shorter products)."""
-        rows = [[int(c)] for c in self.root[atoms].tolist()]
-        if not self.definition:
-            return torch.tensor(rows, dtype=torch.long).reshape(len(rows), 1)
-        cache: dict[int, tuple[int, ...]] = {}
-        expanded = [self._expand_class(r[0], cache, 0) for r in rows]
-        width = max((len(e) for e in expanded), default=1)
-        out = torch.full((len(expanded), width), -1, dtype=torch.long)
-        for i, e in enumerate(expanded):
-            out[i, : len(e)] = torch.tensor(e, dtype=torch.long)
-        return out
-
-    def _expand_class(self, c: int, cache: dict[int, tuple[int, ...]], depth: int) -> tuple[int, ...]:
-        if c in cache:
-            return cache[c]
-        comps = self.definition.get(c)
-        if comps is None or depth > 32:
-            result: tuple[int, ...] = (c,)
-        else:
-            result = tuple(p for k in comps for p in self._expand_class(k, cache, depth + 1))
-        cache[c] = result
-        return result
+        table = self.root[atoms].reshape(-1, 1)
+        for _ in range(32):  # products of products: expand until every entry is prime
+            index = torch.where(table >= 0, self._def_index[table.clamp(min=0)], -1)
+            if not bool((index >= 0).any()):
+                break
+            columns = []
+            for col in range(table.shape[1]):
+                defined = index[:, col] >= 0
+                if not bool(defined.any()):
+                    columns.append(table[:, col: col + 1])
+                    continue
+                block = self._def_table[index[:, col].clamp(min=0)].clone()
+                block[~defined] = -1
+                block[~defined, 0] = table[~defined, col]
+                columns.append(block)
+            table = torch.cat(columns, dim=1)
+        keep = (table >= 0).any(dim=0)
+        return table[:, keep] if bool(keep.any()) else table[:, :1]
 
 
 class _Solver:
@@ -154,10 +157,10 @@ class _Solver:
 
     def run(self) -> AtomSolution:
         root = self._unify_definitions()
-        definition = self._definitions_by_root(root)
-        pinned, reason = self._pinned(root, definition)
-        group_of = self._groups(root, definition)
-        return AtomSolution(root, definition, pinned, reason, group_of, self.table.reasons)
+        def_roots, def_table = self._definitions_by_root(root)
+        pinned, reason = self._pinned(root, def_roots, def_table)
+        group_of = self._groups(root, def_roots)
+        return AtomSolution(root, def_roots, def_table, pinned, reason, group_of, self.table.reasons)
 
     def _components(self) -> torch.Tensor:
         if not self.eq_a:
@@ -201,43 +204,43 @@ class _Solver:
         uniq, counts = torch.unique(torch.cat(list(roots_by_shape.values())), return_counts=True)
         self.conflicting = uniq[counts > 1]
 
-    def _definitions_by_root(self, root: torch.Tensor) -> dict[int, tuple[int, ...]]:
-        definition: dict[int, tuple[int, ...]] = {}
-        for _, defined, comps in self._stacked_definitions():
-            r = root[defined].tolist()
-            c = root[comps].tolist()
-            for ri, ci in zip(r, c):
-                definition.setdefault(ri, tuple(ci))
-        return definition
+    def _definitions_by_root(self, root: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One row of component classes per defined class (the first definition seen wins)."""
+        stacked = list(self._stacked_definitions())
+        if not stacked:
+            return torch.zeros(0, dtype=torch.long), torch.zeros((0, 1), dtype=torch.long)
+        width = max(comps.shape[1] for _, _, comps in stacked)
+        roots = torch.cat([root[defined] for _, defined, _ in stacked])
+        table = torch.cat([torch.nn.functional.pad(root[comps], (0, width - comps.shape[1]), value=-1)
+                           for _, _, comps in stacked])
+        uniq, inverse = torch.unique(roots, return_inverse=True)
+        first = torch.full((len(uniq),), len(roots), dtype=torch.long)
+        first.scatter_reduce_(0, inverse, torch.arange(len(roots)), reduce="amin")
+        return uniq, table[first]
 
-    def _pinned(self, root: torch.Tensor, definition: dict[int, tuple[int, ...]]):
+    def _pinned(self, root: torch.Tensor, def_roots: torch.Tensor, def_table: torch.Tensor):
         reason = torch.full((self.n,), -1, dtype=torch.long)
         pins = list(self.table._pins)
         if self.conflicting.numel():
             self.table.reasons.append("reshaped in two incompatible ways")
             pins.append((self.conflicting, len(self.table.reasons) - 1))
-        for atoms, rid in pins:
-            r = root[atoms]
-            unset = reason[r] < 0
-            reason[r[unset]] = rid
+        for atoms, rid in reversed(pins):  # the first reason given wins
+            reason[root[atoms]] = rid
         # A pinned product pins all its components: removing any of them would remove it.
-        frontier = [c for c in definition if reason[c] >= 0]
-        while frontier:
-            nxt = []
-            for c in frontier:
-                for k in definition.get(c, ()):
-                    if reason[k] < 0:
-                        reason[k] = reason[c]
-                        nxt.append(k)
-            frontier = nxt
+        while len(def_roots):
+            parent = reason[def_roots].unsqueeze(1).expand_as(def_table)
+            todo = (parent >= 0) & (def_table >= 0)
+            todo &= reason[def_table.clamp(min=0)] < 0
+            if not bool(todo.any()):
+                break
+            reason[def_table[todo]] = parent[todo]
         return reason >= 0, reason
 
-    def _groups(self, root: torch.Tensor, definition: dict[int, tuple[int, ...]]) -> torch.Tensor:
+    def _groups(self, root: torch.Tensor, def_roots: torch.Tensor) -> torch.Tensor:
         """Prime classes whose atoms were created on linked axes form one coupled channel space."""
         axis_of = torch.cat(self.table._axis_of) if self.table._axis_of else torch.zeros(0, dtype=torch.long)
         prime = torch.ones(self.n, dtype=torch.bool)
-        if definition:
-            prime[torch.tensor(list(definition.keys()), dtype=torch.long)] = False
+        prime[def_roots] = False
         atoms = torch.arange(self.n, dtype=torch.long)
         keep = prime[root[atoms]]
         axis_cc = connected_components(
