@@ -134,11 +134,12 @@ class LayerPruner:
         channels = self.channel_dims(layer)
         x = node.inputs[0] if node.inputs else None
         out = node.outputs[0] if node.outputs else None
-        in_atoms = ctx.channels(layer, "in", channels["in"]) if "in" in channels else None
         out_atoms = ctx.channels(layer, "out", channels["out"]) if "out" in channels else None
-        if in_atoms is not None and out_atoms is not None and x is not None and out is not None \
-                and x.shape == out.shape and in_atoms.numel() == out_atoms.numel():
-            ctx.atoms.unify(in_atoms, out_atoms)
+        if out_atoms is not None and x is not None and out is not None and x.shape == out.shape \
+                and channels.get("in") == channels["out"]:
+            in_atoms = out_atoms  # a per-channel layer: one channel dim, pruned once via "out"
+        else:
+            in_atoms = ctx.channels(layer, "in", channels["in"]) if "in" in channels else None
         in_axis = couple_channels(ctx, node, x, in_atoms)
         out_axis = channel_axis(out, out_atoms.numel()) if out is not None and out_atoms is not None else None
         set_outputs(ctx, node, in_axis, out_axis, out_atoms)
