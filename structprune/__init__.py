@@ -10,9 +10,11 @@ Example::
 """
 
 from structprune import layers  # noqa: F401  (registers the built-in layer pruners)
+from structprune import importance, pruner  # noqa: F401  (tp.importance.*, tp.pruner.*)
 from structprune import utils  # noqa: F401  (tp.utils.count_ops_and_params)
 from structprune.flow.registry import register_op_rule
 from structprune.graph import DependencyGraph
+from structprune.io import load, load_state_dict, save, state_dict
 from structprune.group import Dependency, Group
 from structprune.layers.base import LayerPruner, register_layer_pruner
 from structprune.layers.functional import *  # noqa: F401,F403
@@ -24,5 +26,5 @@ __version__ = "0.1.0"
 __all__ = [
     "DependencyGraph", "Group", "Dependency", "LayerPruner", "register_layer_pruner",
     "register_op_rule", "prune_parameter_out_channels", "prune_parameter_in_channels",
-    "verify_group", "zero_group",
+    "verify_group", "zero_group", "state_dict", "load_state_dict", "save", "load",
 ]

@@ -200,5 +200,18 @@ def test_transformer_block_matches_torch_flop_counter():
     assert macs(model, x) - layer_norms == counter.get_total_flops() // 2
 
 
+@pytest.mark.parametrize("attention", ["eager", "sdpa"])
+def test_bert_by_hand(attention):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                     intermediate_size=128, vocab_size=100, attn_implementation=attention)
+    model = transformers.BertModel(config)
+    tokens, hidden, inner = 2 * 8, 64, 128
+    per_layer = 4 * tokens * hidden * hidden + 2 * (2 * 8 * 8 * hidden) + 2 * tokens * hidden * inner \
+        + 2 * (2 * tokens * hidden)  # q/k/v/o, attention matmuls, feed-forward, two LayerNorms
+    expected = 2 * per_layer + 2 * tokens * hidden + 2 * hidden * hidden  # embedding LayerNorm, pooler
+    assert macs(model, {"input_ids": torch.randint(0, 100, (2, 8))}) == expected
+
+
 def test_exported_from_package():
     assert tp.utils.count_ops_and_params is count_ops_and_params
