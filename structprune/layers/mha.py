@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from structprune.flow.context import FlowContext
-from structprune.layers.base import LayerPruner, keep_indices, prune_tensor, register_layer_pruner
+from structprune.layers.base import LayerPruner, prune_tensor, register_layer_pruner
 from structprune.trace.nodes import Node, Value
 
 
@@ -164,4 +164,4 @@ def _keep_temperature(layer: nn.Module, old_head_dim: int) -> None:
             layer.in_proj_bias[:embed].mul_(factor)
 
 
-__all__ = ["MultiheadAttentionPruner", "head_removal", "keep_indices"]
+__all__ = ["MultiheadAttentionPruner", "head_removal"]
