@@ -37,7 +37,8 @@ def removed_groups(channels: int, groups: int, idxs: Sequence[int]) -> tuple[lis
     for g in left:
         if sorted(i % per for i in removed if i // per == g) != positions:
             raise ValueError(
-                f"removing channels {sorted(removed)} would leave conv groups of unequal size; "
+                f"removing {len(removed)} channels (group {g} loses positions "
+                f"{sorted(i % per for i in removed if i // per == g)[:8]}...) would leave conv groups of unequal size; "
                 "remove whole groups or the same positions in every group")
     return whole, positions
 
@@ -60,32 +61,29 @@ class ConvPruner(LayerPruner):
         return [("weight", self.in_axis)] if layer.groups == 1 else []
 
     def prune_out_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
-        if layer.groups > 1:
-            removed_groups(layer.out_channels, layer.groups, idxs)  # raises before any change if unequal
-        if self.out_axis == 0 or layer.groups == 1:
-            prune_tensor(layer, "weight", self.out_axis, idxs)
-        else:
-            self._prune_grouped_axis(layer, layer.out_channels, idxs, self.out_axis)
+        """Remove output channels; whole conv groups removed here reduce ``groups``.
+
+        For a grouped conv, prune ``in`` channels first (a group prunes them in that order).
+        """
+        self._prune_axis(layer, layer.out_channels, idxs, self.out_axis)
         prune_tensor(layer, "bias", 0, idxs)
+        if layer.groups > 1:
+            layer.groups -= len(removed_groups(layer.out_channels, layer.groups, idxs)[0])
         layer.out_channels -= len(set(idxs))
         return layer
 
     def prune_in_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
-        if layer.groups == 1 or self.in_axis == 0:
-            prune_tensor(layer, "weight", self.in_axis, idxs)
-            if layer.groups > 1:
-                whole, _ = removed_groups(layer.in_channels, layer.groups, idxs)
-                layer.groups -= len(whole)
-        else:
-            self._prune_grouped_axis(layer, layer.in_channels, idxs, self.in_axis)
+        self._prune_axis(layer, layer.in_channels, idxs, self.in_axis)
         layer.in_channels -= len(set(idxs))
         return layer
 
-    def _prune_grouped_axis(self, layer: nn.Module, channels: int, idxs, axis: int) -> None:
-        """The weight axis that holds per-group positions: drop positions, count whole groups."""
-        whole, positions = removed_groups(channels, layer.groups, idxs)
-        prune_tensor(layer, "weight", axis, positions)
-        layer.groups -= len(whole)
+    def _prune_axis(self, layer: nn.Module, channels: int, idxs, axis: int) -> None:
+        """Slice the weight along ``axis``: all channels on axis 0, per-group positions on axis 1."""
+        if layer.groups == 1:
+            prune_tensor(layer, "weight", axis, idxs)
+            return
+        _, positions = removed_groups(channels, layer.groups, idxs)  # raises before any change
+        prune_tensor(layer, "weight", axis, idxs if axis == 0 else positions)
 
     def refresh(self, layer: nn.Module) -> None:
         layer.out_channels = layer.weight.shape[0]
@@ -114,24 +112,6 @@ class ConvTransposePruner(ConvPruner):
         if dim == "out":
             return ([("weight", 1)] if layer.groups == 1 else []) + [("bias", 0)]
         return [("weight", 0)]
-
-    def prune_in_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
-        prune_tensor(layer, "weight", 0, idxs)
-        if layer.groups > 1:
-            whole, _ = removed_groups(layer.in_channels, layer.groups, idxs)
-            layer.groups -= len(whole)
-        layer.in_channels -= len(set(idxs))
-        return layer
-
-    def prune_out_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
-        if layer.groups == 1:
-            prune_tensor(layer, "weight", 1, idxs)
-        else:
-            whole, positions = removed_groups(layer.out_channels, layer.groups, idxs)
-            prune_tensor(layer, "weight", 1, positions)
-        prune_tensor(layer, "bias", 0, idxs)
-        layer.out_channels -= len(set(idxs))
-        return layer
 
     def refresh(self, layer: nn.Module) -> None:
         layer.in_channels = layer.weight.shape[0]
