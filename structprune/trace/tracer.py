@@ -3,6 +3,10 @@
 A :class:`torch.overrides.TorchFunctionMode` sees every torch function and tensor method with its
 exact arguments; forward hooks mark *leaf* modules (those with a registered layer pruner), whose
 insides are not recorded.  Works under ``torch.no_grad()`` and with tensors on the ``meta`` device.
+
+A custom ``torch.autograd.Function`` is recorded as one op named after its class (its forward may
+do what the trace cannot see), so it pins channels until a rule is registered for it; one that
+runs leaf modules inside (reentrant checkpointing) is traced through instead.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 from torch.utils.weak import WeakIdKeyDictionary
 
-from structprune.trace.nodes import Node, Trace, Value
+from structprune.trace.nodes import Node, ShapeRead, Trace, Value
 from structprune.trace.structure import flatten_tensors, map_tensors
 
 IGNORED_OPS = {"shape", "size", "dim", "ndimension", "numel", "__len__", "is_floating_point",
@@ -54,11 +58,13 @@ class _Recorder(TorchFunctionMode):
         self.tensor_names = self._tensor_names(model)
         self.values: list[Value] = []
         self.nodes: list[Node] = []
+        self.shape_reads: list[ShapeRead] = []
         self.live: WeakIdKeyDictionary = WeakIdKeyDictionary()
         self.keep_alive: list[torch.Tensor] = []
         self.scope: list[str] = []
         self.leaf_depth = 0
         self.pending: list[tuple[tuple, dict]] = []
+        self.leaf_calls = 0
 
     @staticmethod
     def _tensor_names(model: nn.Module) -> dict[int, tuple[str, str, torch.Tensor]]:
@@ -97,6 +103,12 @@ class _Recorder(TorchFunctionMode):
 
         return map_tensors(obj, convert), found
 
+    def note_shape_read(self, tensor: torch.Tensor, which: tuple) -> None:
+        """Remember that code read (some of) ``tensor``'s sizes here: a later reshape may use them."""
+        value = self.value_of(tensor)
+        axes = tuple(int(a) % max(value.ndim, 1) for a in which if isinstance(a, int)) or tuple(range(value.ndim))
+        self.shape_reads.append(ShapeRead(len(self.nodes), self.scope[-1] if self.scope else "", value, axes))
+
     # recording ----------------------------------------------------------------------------
     def record(self, op: str, func, args, kwargs, outputs: list[torch.Tensor], module=None) -> Node:
         vargs, inputs = self.to_values(args)
@@ -116,6 +128,8 @@ class _Recorder(TorchFunctionMode):
         if self.leaf_depth:
             return out
         name = op_name(func)
+        if name in ("shape", "size") and args and isinstance(args[0], torch.Tensor):
+            self.note_shape_read(args[0], args[1:] + tuple(kwargs.values()))
         if name in IGNORED_OPS:
             return out
         outputs = flatten_tensors(out)
@@ -140,6 +154,37 @@ class _Recorder(TorchFunctionMode):
             if self.leaf_depth == 0:
                 args, kwargs = self.pending.pop()
                 self.record(type(module).__name__, None, args, kwargs, flatten_tensors(output), module)
+                self.leaf_calls += 1
+
+    # custom autograd functions ------------------------------------------------------------
+    def call_function(self, cls: type, apply: Callable, args: tuple, kwargs: dict) -> Any:
+        start, calls = len(self.nodes), self.leaf_calls
+        out = apply.__get__(None, cls)(*args, **kwargs)
+        if self.leaf_depth or self.leaf_calls != calls:
+            return out
+        self.drop_nodes_from(start)
+        outputs = flatten_tensors(out)
+        if outputs:
+            self.record(cls.__name__, cls, args, kwargs, outputs)
+        return out
+
+    def drop_nodes_from(self, start: int) -> None:
+        for node in self.nodes[start:]:
+            for v in node.inputs:
+                if v.producer is not None and v.producer.index < start:
+                    v.producer.users = [u for u in v.producer.users if u.index < start]
+        del self.nodes[start:]
+
+    def patch_autograd_function(self, stack: ExitStack) -> None:
+        function = torch.autograd.Function
+        original = function.__dict__["apply"]
+        recorder = self
+
+        def apply(cls, *args, **kwargs):
+            return recorder.call_function(cls, original, args, kwargs)
+
+        function.apply = classmethod(apply)
+        stack.callback(setattr, function, "apply", original)
 
     def hooks(self, stack: ExitStack) -> None:
         for module in self.model.modules():
@@ -161,9 +206,10 @@ def trace_model(
         recorder.keep_alive.append(t)
     with ExitStack() as stack:
         recorder.hooks(stack)
+        recorder.patch_autograd_function(stack)
         with recorder:
             out = run_forward(model, example_inputs, forward_fn)
             if output_transform is not None:
                 out = output_transform(out)
     outputs = [recorder.value_of(t) for t in flatten_tensors(out)]
-    return Trace(model, recorder.nodes, inputs, outputs, recorder.values, recorder.names)
+    return Trace(model, recorder.nodes, inputs, outputs, recorder.values, recorder.names, recorder.shape_reads)

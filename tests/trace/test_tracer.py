@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -138,3 +139,65 @@ def test_meta_graph_matches_cpu_graph():
     plan = lambda g, m: [(t.name, t.dim, i) for t, i in g.get_pruning_group(  # noqa: E731
         m.conv2, tp.prune_conv_out_channels, idxs=[3]).plan()]
     assert plan(g_cpu, cpu) == plan(g_meta, meta)
+
+
+class Twice(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * 2
+
+
+class WithFunction(nn.Module):
+    def __init__(self, checkpointed=False):
+        super().__init__()
+        self.checkpointed = checkpointed
+        self.conv = nn.Conv2d(3, 6, 1)
+        self.inner = nn.Conv2d(6, 6, 1)
+        self.head = nn.Conv2d(6, 2, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        if self.checkpointed:
+            from torch.utils.checkpoint import checkpoint
+            y = checkpoint(self.inner, y, use_reentrant=True)
+        else:
+            y = Twice.apply(y)
+        return self.head(y)
+
+
+def test_custom_autograd_function_is_one_op_without_rule():
+    original = torch.autograd.Function.__dict__["apply"]
+    model = WithFunction()
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=torch.randn(1, 3, 2, 2))
+    assert [n.op for n in graph.trace.nodes] == ["Conv2d", "Twice", "Conv2d"]
+    assert [n.op for n in graph.unhandled] == ["Twice"]
+    assert any("Twice" in r for r in graph.pin_reasons()["conv.out"])
+    with pytest.raises(ValueError, match=r"conv.*pinned.*Twice"):
+        graph.get_pruning_group(model.conv, tp.prune_conv_out_channels, idxs=[0])
+    assert torch.autograd.Function.__dict__["apply"] is original  # restored after tracing
+
+
+def test_custom_autograd_function_with_a_registered_rule():
+    tp.register_op_rule(Twice)(lambda ctx, node: ctx.pass_through(node.inputs[0], node.outputs[0]))
+    try:
+        model = WithFunction()
+        x = torch.randn(1, 3, 2, 2)
+        graph = tp.DependencyGraph().build_dependency(model, example_inputs=x)
+        group = graph.get_pruning_group(model.conv, tp.prune_conv_out_channels, idxs=[0, 4])
+        assert tp.verify_group(model, group, x) < 1e-5 and model.head.in_channels == 4
+    finally:
+        from structprune.flow import registry
+        registry._RULES.pop("Twice", None)
+
+
+def test_reentrant_checkpoint_is_traced_through():
+    model = WithFunction(checkpointed=True)
+    x = torch.randn(1, 3, 2, 2)
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=x)
+    assert [n.module_name for n in graph.trace.nodes if n.is_module] == ["conv", "inner", "head"]
+    group = graph.get_pruning_group(model.inner, tp.prune_conv_out_channels, idxs=[1])
+    assert tp.verify_group(model, group, x) < 1e-5
