@@ -43,9 +43,6 @@ def deduplicated(plan: list[tuple[Target, list[int]]]) -> list[tuple[Target, lis
 def apply_plan(graph: "DependencyGraph", plan: list[tuple[Target, list[int]]], removed: torch.Tensor) -> None:
     """Prune every ``(target, channel idxs)`` of ``plan``; on any error restore and re-raise."""
     plan = [(t, idxs) for t, idxs in deduplicated(plan) if idxs]
-    # out dims first: a grouped conv's in-pruning of whole groups lowers layer.groups, which its
-    # out-pruning (run later) would otherwise read as the pre-pruning group count
-    plan.sort(key=lambda item: item[0].dim != "out")
     plan.sort(key=lambda item: item[0].is_layer and item[0].dim == "out")  # out last: it may drop conv groups
     saved = {id(t.module): (t.module, _snapshot(t.module)) for t, _ in plan}
     try:

@@ -1,0 +1,38 @@
+"""Importance criteria (``tp.importance``): one score per prunable unit of a group.
+
+Example::
+
+    imp = structprune.importance.MagnitudeImportance(p=2, group_reduction="mean", normalizer="mean")
+    scores = imp(group)                      # len(group.units) scores; low = prune first
+    imp = structprune.importance.create("taylor")
+
+Torch-Pruning 1.6 names (``GroupTaylorImportance``, ``GroupHessianImportance``,
+``GroupNormImportance``) are aliases of the criteria here.
+"""
+
+from structprune.importance.base import Importance, SliceImportance, create, register_importance, registered
+from structprune.importance.bn_scale import BNScaleImportance
+from structprune.importance.fpgm import FPGMImportance
+from structprune.importance.hessian import HessianImportance
+from structprune.importance.lamp import LAMPImportance
+from structprune.importance.magnitude import GroupMagnitudeImportance, MagnitudeImportance
+from structprune.importance.random_scores import RandomImportance
+from structprune.importance.reduce import (normalize_scores, normalizers, reduce_scores, reductions,
+                                           register_normalizer, register_reduction)
+from structprune.importance.slices import UnitSlice, group_slices, scatter_to_units, spread_to_elements
+from structprune.importance.taylor import TaylorImportance
+
+# Torch-Pruning names (thin aliases)
+GroupNormImportance = GroupMagnitudeImportance
+GroupTaylorImportance = TaylorImportance
+GroupHessianImportance = HessianImportance
+OBDImportance = HessianImportance
+
+__all__ = [
+    "Importance", "SliceImportance", "create", "register_importance", "registered",
+    "MagnitudeImportance", "GroupMagnitudeImportance", "BNScaleImportance", "LAMPImportance",
+    "FPGMImportance", "TaylorImportance", "HessianImportance", "RandomImportance",
+    "GroupNormImportance", "GroupTaylorImportance", "GroupHessianImportance", "OBDImportance",
+    "normalize_scores", "reduce_scores", "register_normalizer", "register_reduction", "normalizers", "reductions",
+    "UnitSlice", "group_slices", "scatter_to_units", "spread_to_elements",
+]

@@ -1,0 +1,46 @@
+"""Magnitude criteria: L_p norms of the weights each unit owns across the whole group."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from structprune.importance.base import SliceImportance, register_importance
+from structprune.importance.slices import UnitSlice
+
+
+@register_importance("l1", p=1)
+@register_importance("magnitude", "l2", p=2)
+class MagnitudeImportance(SliceImportance):
+    """Sum of ``|w|^p`` of each unit's weights in each dependency, reduced over the group.
+
+    Example::
+
+        imp = structprune.importance.MagnitudeImportance(p=2)
+        scores = imp(group)   # low score = prune first
+    """
+
+    def __init__(self, p: float = 2, group_reduction: str | Callable | None = "mean",
+                 normalizer: str | Callable | None = "mean", bias: bool = False, **_):
+        super().__init__(group_reduction, normalizer, bias)
+        self.p = p
+
+    def element_scores(self, s: UnitSlice) -> torch.Tensor:
+        rows = s.rows().float()
+        if self.p == 2:
+            return rows.square().sum(1)
+        return rows.abs().pow(self.p).sum(1)
+
+
+@register_importance("group_magnitude", "group_norm")
+class GroupMagnitudeImportance(MagnitudeImportance):
+    """The L_p norm of all of a unit's weights in the group: ``(sum over the group |w|^p)^(1/p)``
+    (the group-level criterion of DepGraph's group pruner)."""
+
+    def __init__(self, p: float = 2, group_reduction: str | Callable | None = "sum",
+                 normalizer: str | Callable | None = "mean", bias: bool = False, **kwargs):
+        super().__init__(p, group_reduction, normalizer, bias)
+
+    def finish(self, scores: torch.Tensor) -> torch.Tensor:
+        return scores.clamp(min=0).pow(1.0 / self.p)

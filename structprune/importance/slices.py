@@ -1,0 +1,106 @@
+"""The parameter slices of a group: every (tensor, axis) that the group's dimension runs along,
+with the unit each element of that axis belongs to.
+
+A criterion scores each element of a slice (a row of a conv weight, one entry of a BN scale) and
+:func:`scatter_to_units` sums those scores into the group's units.  An element that is a product of
+several units (a head x head-dim position) counts for each of the group's units it contains.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from structprune.group import Group
+from structprune.targets import Target
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class UnitSlice:
+    """Parameter ``module.<name>`` along ``axis``; ``element_units[e]`` lists the positions in
+    ``group.units`` of the units element ``e`` belongs to (``-1`` pads)."""
+
+    module: nn.Module
+    name: str
+    axis: int
+    tensor: nn.Parameter
+    target: Target
+    element_units: torch.Tensor
+
+    @property
+    def num_elements(self) -> int:
+        return int(self.element_units.shape[0])
+
+    def rows(self, tensor: torch.Tensor | None = None) -> torch.Tensor:
+        """``tensor`` (default: the parameter) as a ``(elements, rest)`` matrix along the axis."""
+        t = self.tensor if tensor is None else tensor
+        return t.detach().movedim(self.axis % t.ndim, 0).reshape(t.shape[self.axis % t.ndim], -1)
+
+    @property
+    def grad(self) -> torch.Tensor | None:
+        return self.tensor.grad
+
+
+def unit_positions(group: Group) -> torch.Tensor:
+    """Lookup from class id to position in ``group.units`` (``-1`` for other classes)."""
+    lookup = torch.full((len(group.graph.dead),), -1, dtype=torch.long)
+    if group.units:
+        lookup[torch.tensor(group.units, dtype=torch.long)] = torch.arange(len(group.units))
+    return lookup
+
+
+def ordered_members(group: Group) -> list[Target]:
+    """Member targets, the group's root first, then in trace order."""
+    members = group.member_targets()
+    return sorted(members, key=lambda t: t is not group.root)
+
+
+def group_slices(group: Group) -> list[UnitSlice]:
+    """Every parameter slice the group removes elements from (each (tensor, axis) once)."""
+    lookup = unit_positions(group)
+    seen: set[tuple[int, int]] = set()
+    slices = []
+    for target in ordered_members(group):
+        rows = target.classes[target.alive_rows(group.graph.dead)]
+        positions = torch.where(rows >= 0, lookup[rows.clamp(min=0)], torch.full_like(rows, -1))
+        if not bool((positions >= 0).any()):
+            continue
+        for owner, name, axis in target.tensor_axes():
+            tensor = getattr(owner, name, None)
+            if not isinstance(tensor, nn.Parameter) or tensor.ndim == 0:
+                continue
+            key = (id(tensor), axis % tensor.ndim)
+            if key in seen:
+                continue
+            if tensor.shape[axis] != rows.shape[0]:
+                logger.debug("skipping %s.%s axis %d for scoring: %d entries, %d channels", target.name,
+                             name, axis, tensor.shape[axis], rows.shape[0])
+                continue
+            seen.add(key)
+            slices.append(UnitSlice(owner, name, axis, tensor, target, positions))
+    return slices
+
+
+def scatter_to_units(s: UnitSlice, element_scores: torch.Tensor, num_units: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum per-element scores into units; returns ``(scores, present)`` of length ``num_units``."""
+    mask = s.element_units >= 0
+    element_index = torch.arange(s.num_elements).unsqueeze(1).expand_as(s.element_units)[mask]
+    units = s.element_units[mask]
+    values = element_scores.detach().float().cpu()[element_index]
+    scores = torch.zeros(num_units, dtype=torch.float32).index_add_(0, units, values)
+    present = torch.zeros(num_units, dtype=torch.bool)
+    present[units] = True
+    return scores, present
+
+
+def spread_to_elements(s: UnitSlice, unit_values: torch.Tensor) -> torch.Tensor:
+    """Per element, the sum of ``unit_values`` over the group's units it belongs to (inverse of
+    :func:`scatter_to_units`, used by regularisers to put a per-unit coefficient on each row)."""
+    padded = torch.cat([unit_values.float().cpu(), torch.zeros(1)])
+    index = torch.where(s.element_units >= 0, s.element_units, torch.full_like(s.element_units, len(unit_values)))
+    return padded[index].sum(dim=1)

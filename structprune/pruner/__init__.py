@@ -1,0 +1,20 @@
+"""High-level pruners (``tp.pruner``): rank units with an importance criterion and prune.
+
+Example::
+
+    pruner = structprune.pruner.MagnitudePruner(model, torch.randn(1, 3, 224, 224), pruning_ratio=0.5,
+                                                ignored_layers=[model.fc])
+    pruner.step()
+
+``MetaPruner`` is Torch-Pruning's name for :class:`BasePruner`.
+"""
+
+from structprune.pruner.base import BasePruner, MetaPruner
+from structprune.pruner.bn_scale import BNScalePruner
+from structprune.pruner.group_norm import GroupNormPruner
+from structprune.pruner.growing_reg import GrowingRegPruner
+from structprune.pruner.magnitude import MagnitudePruner, RandomPruner
+from structprune.pruner.scheduler import cosine_scheduler, linear_scheduler
+
+__all__ = ["BasePruner", "MetaPruner", "MagnitudePruner", "RandomPruner", "BNScalePruner", "GroupNormPruner",
+           "GrowingRegPruner", "linear_scheduler", "cosine_scheduler"]

@@ -1,0 +1,257 @@
+"""BasePruner (Torch-Pruning's MetaPruner): rank units with an importance criterion and remove
+the lowest ones from every group, step by step, under the options in :mod:`.options`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+import torch.nn as nn
+
+from structprune.graph import DependencyGraph
+from structprune.group import Group
+from structprune.importance import Importance, MagnitudeImportance
+from structprune.pruner.groups import GroupRecord, find_groups
+from structprune.pruner.options import build_options
+from structprune.pruner.selection import Limits, global_removals, lowest
+
+logger = logging.getLogger(__name__)
+
+
+class BasePruner:
+    """Prune a model to a channel ratio (or a MACs / params target) in one or more steps.
+
+    Example::
+
+        pruner = structprune.pruner.MagnitudePruner(
+            model, torch.randn(1, 3, 224, 224), importance=structprune.importance.MagnitudeImportance(p=2),
+            pruning_ratio=0.5, iterative_steps=5, ignored_layers=[model.fc])
+        for _ in range(5):
+            pruner.step()            # or: for group in pruner.step(interactive=True): group.prune()
+
+    Options (Torch-Pruning 1.6 names; the 1.1 names ``ch_sparsity``, ``ch_sparsity_dict``,
+    ``max_ch_sparsity`` and ``iterative_sparsity_scheduler`` work too):
+
+    * ``pruning_ratio``: fraction of each group's units removed after the last step;
+      ``pruning_ratio_dict``: ``{module or (modules,): ratio}`` for the groups those layers produce;
+      ``max_pruning_ratio``: no group ever loses more than this fraction.
+    * ``iterative_steps`` with ``iterative_pruning_ratio_scheduler(ratio, steps) -> ratios``.
+    * ``global_pruning``: rank all groups' (normalised) scores together, giving non-uniform
+      widths; with ``isomorphic=True`` only structurally identical groups are ranked together.
+    * ``round_to``: every pruned group keeps a multiple of ``round_to`` units.
+    * ``ignored_layers``: modules (their output channels stay) or parameters (left untouched).
+    * ``root_module_types``: only groups produced by these layer types are pruned.
+    * Attention heads are found by the trace: ``prune_num_heads`` removes whole heads
+      (``head_pruning_ratio`` / ``head_pruning_ratio_dict``), ``prune_head_dims`` (default on)
+      lets the channel ratio shrink every head; ``num_heads={qkv_layer: n}`` is optional.
+    * ``target_macs`` / ``target_params`` / ``speedup``: prune until the count falls to the target
+      (the ratio is searched; ``iterative_steps`` spread the target linearly over the steps).
+    * ``unwrapped_parameters``, ``customized_pruners``, ``forward_fn``, ``output_transform`` go to
+      :meth:`structprune.DependencyGraph.build_dependency`.
+    """
+
+    def __init__(self, model: nn.Module, example_inputs: Any, importance: Importance | Callable | None = None,
+                 global_pruning: bool = False, pruning_ratio: float | None = None,
+                 pruning_ratio_dict: dict | None = None, max_pruning_ratio: float | None = None,
+                 iterative_steps: int = 1, iterative_pruning_ratio_scheduler: Callable | None = None,
+                 ignored_layers: Sequence | None = None, round_to: int | None = None, isomorphic: bool = False,
+                 num_heads: dict | None = None, prune_num_heads: bool = False, prune_head_dims: bool = True,
+                 head_pruning_ratio: float = 0.0, head_pruning_ratio_dict: dict | None = None,
+                 customized_pruners: dict | None = None, unwrapped_parameters: Sequence | None = None,
+                 root_module_types: Sequence[type] | None = None, forward_fn: Callable | None = None,
+                 output_transform: Callable | None = None, target_macs: float | None = None,
+                 target_params: float | None = None, speedup: float | None = None, **kwargs: Any):
+        self.model = model
+        self.example_inputs = example_inputs
+        self.importance = self.default_importance() if importance is None else importance
+        self.forward_fn, self.output_transform = forward_fn, output_transform
+        self.options = build_options(
+            pruning_ratio=pruning_ratio, pruning_ratio_dict=pruning_ratio_dict, max_pruning_ratio=max_pruning_ratio,
+            iterative_steps=iterative_steps, iterative_pruning_ratio_scheduler=iterative_pruning_ratio_scheduler,
+            global_pruning=global_pruning, isomorphic=isomorphic, round_to=round_to, ignored_layers=ignored_layers,
+            root_module_types=root_module_types, num_heads=num_heads, prune_num_heads=prune_num_heads,
+            prune_head_dims=prune_head_dims, head_pruning_ratio=head_pruning_ratio,
+            head_pruning_ratio_dict=head_pruning_ratio_dict, target_macs=target_macs, target_params=target_params,
+            speedup=speedup, **kwargs)
+        self.ignored_layers = self.options.ignored_modules
+        self.DG = DependencyGraph().build_dependency(
+            model, example_inputs, forward_fn=forward_fn, output_transform=output_transform,
+            unwrapped_parameters=unwrapped_parameters, customized_pruners=customized_pruners)
+        self.records = find_groups(self.DG, self.options)
+        self.current_step = 0
+        self._target = self._make_target_search() if self.options.has_target else None
+        logger.info("%s: %d prunable groups", type(self).__name__, len(self.records))
+
+    # Torch-Pruning attribute names -----------------------------------------------------------
+    @property
+    def pruning_ratio(self) -> float:
+        return self.options.pruning_ratio
+
+    @property
+    def iterative_steps(self) -> int:
+        return self.options.iterative_steps
+
+    def default_importance(self) -> Importance:
+        return MagnitudeImportance(p=2)
+
+    def _make_target_search(self):
+        from structprune.pruner.target import TargetSearch
+        return TargetSearch(self)
+
+    # the public loop ---------------------------------------------------------------------------
+    def step(self, interactive: bool = False) -> Iterator[Group] | None:
+        """Prune to the next step's ratio; with ``interactive=True`` return a generator of groups
+        (``group.idxs`` = the chosen units) that the caller prunes with ``group.prune()``, one at
+        a time and in order."""
+        groups = self._next_step()
+        if interactive:
+            return groups
+        for group in groups:
+            self._prune(group)
+        return None
+
+    def reset(self) -> None:
+        """Start the step count again (ratios stay relative to the size at construction)."""
+        self.current_step = 0
+
+    def regularize(self, model: nn.Module, *args: Any, **kwargs: Any) -> None:
+        """Add a sparsity gradient after ``loss.backward()`` (nothing for this pruner)."""
+
+    def update_regularizer(self) -> None:
+        """Torch-Pruning compatibility: groups are fixed at construction, nothing to refresh."""
+
+    def get_all_groups(self) -> Iterator[Group]:
+        """Every group this pruner may prune, as it stands now."""
+        for record in self.records:
+            yield record.group(self.DG)
+
+    def active_groups(self) -> Iterator[Group]:
+        """The groups the options let this pruner shrink (heads only with ``prune_num_heads``,
+        head dims only with ``prune_head_dims``): those a regulariser should act on."""
+        o = self.options
+        for record in self.records:
+            if (record.kind == "head" and not o.prune_num_heads) or (record.kind == "head_dim" and not o.prune_head_dims):
+                continue
+            yield record.group(self.DG)
+
+    def estimate_importance(self, group: Group) -> torch.Tensor | None:
+        """The criterion's scores for ``group`` (one per unit) or ``None``."""
+        scores = self.importance(group)
+        if scores is None:
+            return None
+        scores = torch.as_tensor(scores).detach().flatten().float().cpu()
+        if len(scores) != len(group.units):
+            raise ValueError(f"{type(self.importance).__name__} returned {len(scores)} scores for the group rooted at "
+                             f"{group.root.label()}, which has {len(group.units)} units")
+        return scores
+
+    # choosing units ----------------------------------------------------------------------------
+    def _next_step(self) -> Iterator[Group]:
+        if self.current_step >= self.options.iterative_steps:
+            logger.warning("all %d pruning steps are done; call reset() to prune further", self.iterative_steps)
+            return iter(())
+        self.current_step += 1
+        if self._target is not None:
+            return self._target.groups(self.current_step)
+        return self.groups_at(self.options.scheduled(self.options.pruning_ratio, self.current_step))
+
+    def groups_at(self, ratio: float) -> Iterator[Group]:
+        """Groups with ``idxs`` set so that channel groups reach ``ratio`` (of their initial size)."""
+        plan = self._plan(ratio)
+        pooled = self._global_choices(plan)
+        for record, record_ratio, pool in plan:
+            group = record.group(self.DG)
+            if pool is None:
+                idxs = self._local_choice(record, group, record_ratio)
+            else:
+                chosen = pooled.get(id(record), set())
+                idxs = [i for i, unit in enumerate(group.units) if unit in chosen]
+            if not idxs:
+                continue
+            if not group.is_valid(idxs):
+                logger.info("group rooted at %s left whole: removing %d units would empty a layer",
+                            group.root.label(), len(idxs))
+                continue
+            group.idxs = idxs
+            yield group
+
+    def _plan(self, ratio: float) -> list[tuple[GroupRecord, float, tuple | None]]:
+        """Each group's ratio and, under global pruning, the pool it is ranked in."""
+        o, plan = self.options, []
+        for record in self.records:
+            if record.kind == "head":
+                if not o.prune_num_heads:
+                    continue
+                r = o.scheduled(self._dict_ratio(record, o.head_pruning_ratio_dict, o.head_pruning_ratio),
+                                self.current_step)
+            elif record.kind == "head_dim" and not o.prune_head_dims:
+                continue
+            else:
+                fixed = self._dict_ratio(record, o.pruning_ratio_dict, None)
+                r = ratio if fixed is None else o.scheduled(fixed, self.current_step)
+                if fixed is not None:
+                    plan.append((record, r, None))
+                    continue
+            pool = (record.kind == "head", record.signature if o.isomorphic else None) if o.global_pruning else None
+            if r > 0:
+                plan.append((record, r, pool))
+        return plan
+
+    @staticmethod
+    def _dict_ratio(record: GroupRecord, ratios: dict[int, float], default: float | None) -> float | None:
+        for module in record.modules:
+            if id(module) in ratios:
+                return ratios[id(module)]
+        return default
+
+    def _limits(self, record: GroupRecord) -> Limits:
+        return Limits(self.options.max_pruning_ratio, None if record.kind == "head" else self.options.round_to)
+
+    def _local_choice(self, record: GroupRecord, group: Group, ratio: float) -> list[int]:
+        current = len(group.units)
+        n = current - self._limits(record).keep_count(record.initial_units, current, ratio)
+        if n <= 0:
+            return []
+        scores = self.estimate_importance(group)
+        if scores is None:
+            logger.info("group rooted at %s left whole: %s gives no scores", group.root.label(),
+                        type(self.importance).__name__)
+            return []
+        return lowest(scores, n)
+
+    def _global_choices(self, plan) -> dict[int, set[int]]:
+        """For pooled groups: the unit classes each loses under its pool's common ranking."""
+        pools: dict[tuple, list[tuple[GroupRecord, float]]] = {}
+        for record, ratio, pool in plan:
+            if pool is not None:
+                pools.setdefault(pool, []).append((record, ratio))
+        chosen: dict[int, set[int]] = {}
+        for members in pools.values():
+            chosen.update(self._rank_pool(members))
+        return chosen
+
+    def _rank_pool(self, members: list[tuple[GroupRecord, float]]) -> dict[int, set[int]]:
+        scored = []
+        for record, _ in members:
+            group = record.group(self.DG)
+            scores = self.estimate_importance(group)
+            if scores is not None:
+                scored.append((record, group, scores))
+        if not scored:
+            return {}
+        counts = global_removals([s for _, _, s in scored], [r.initial_units for r, _, _ in scored], members[0][1])
+        chosen = {}
+        for (record, group, scores), n in zip(scored, counts):
+            n = self._limits(record).cap(record.initial_units, len(group.units), n)
+            chosen[id(record)] = {group.units[i] for i in lowest(scores, n)}
+        return chosen
+
+    def _prune(self, group: Group) -> None:
+        try:
+            group.prune()
+        except (RuntimeError, ValueError) as error:
+            logger.warning("group rooted at %s left whole: %s", group.root.label(), error)
+
+
+MetaPruner = BasePruner

@@ -1,0 +1,110 @@
+"""The groups a pruner may prune, found once when the pruner is built, and what kind each is.
+
+A group's *kind* follows from how its units sit in the traced tensors, with no per-layer rules:
+
+* ``"head"``: a unit covers several elements and is the outer factor of a product whose inner
+  factor is prunable too (``C = heads x head_dim``: a unit is a whole attention head, or a whole
+  group of a grouped conv);
+* ``"head_dim"``: the inner factor of such a product (the same position in every head);
+* ``"channel"``: everything else (plain channels, hidden dims, flattened features).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from structprune.graph import DependencyGraph
+from structprune.group import Group
+from structprune.pruner.options import PruningOptions
+from structprune.targets import Target
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class GroupRecord:
+    """One prunable group: its root and channel-space id, initial size, kind and structure."""
+
+    root: Target
+    gid: int
+    initial_units: int
+    kind: str
+    signature: tuple
+    modules: tuple  # layers whose out dim the group prunes (root first), for ratio dicts
+
+    def group(self, graph: DependencyGraph) -> Group:
+        """The group as it stands now (all its alive units; ``idxs`` = all)."""
+        return Group.whole(graph, self.root, self.gid)
+
+
+def unit_kind(graph: DependencyGraph, group: Group, num_heads: dict[int, int]) -> str:
+    """``"head"``, ``"head_dim"`` or ``"channel"`` (see the module docstring)."""
+    members = group.member_targets()
+    if any(num_heads.get(id(t.module)) == len(group.units) for t in members if t.is_layer):
+        return "head"
+    units = torch.tensor(group.units, dtype=torch.long)
+    outer = inner = False
+    for target in members:
+        rows = target.classes[target.alive_rows(graph.dead)]
+        free = (rows >= 0) & ~graph.solution.pinned[rows.clamp(min=0)]
+        mine = torch.isin(rows, units) & (rows >= 0)
+        if not bool(mine.any()):
+            continue
+        later = free.flip(1).cumsum(1).flip(1) - free.int()  # free classes after each column
+        earlier = free.cumsum(1) - free.int()  # free classes before each column
+        multi = bool((mine.any(1).sum() > len(set(rows[mine].tolist()))))
+        outer |= multi and bool((mine & (later > 0)).any())
+        inner |= multi and bool((mine & (earlier > 0)).any())
+    if outer:
+        return "head"
+    return "head_dim" if inner else "channel"
+
+
+def structure_signature(group: Group, kind: str) -> tuple:
+    """Layer types and parameter shapes of the group's members, in trace order (for isomorphism)."""
+    parts = []
+    for t in group.member_targets():
+        shapes = tuple(tuple(getattr(o, a).shape) for o, a, _ in t.tensor_axes())
+        parts.append((type(t.module).__name__, t.dim, t.tensor_name, shapes))
+    return (kind, len(group.units), tuple(parts))
+
+
+def out_modules(group: Group) -> tuple:
+    members = [group.root] + [t for t in group.member_targets() if t is not group.root]
+    return tuple(t.module for t in members if t.is_layer and t.dim == "out")
+
+
+def find_groups(graph: DependencyGraph, options: PruningOptions) -> list[GroupRecord]:
+    """Every group the pruner may prune, with the reason for each one left out (logged)."""
+    ignored_tensors = {id(t) for t in options.ignored_tensors}
+    records = []
+    for group in graph.get_all_groups(ignored_layers=options.ignored_modules,
+                                      root_module_types=options.root_module_types or _DEFAULT_ROOTS):
+        reason = _excluded(group, options, ignored_tensors)
+        if reason:
+            logger.debug("group rooted at %s left whole: %s", group.root.label(), reason)
+            continue
+        kind = unit_kind(graph, group, options.num_heads)
+        gid = next(iter(group.gids))
+        records.append(GroupRecord(group.root, gid, len(group.units), kind,
+                                   structure_signature(group, kind), out_modules(group)))
+    return records
+
+
+def _excluded(group: Group, options: PruningOptions, ignored_tensors: set[int]) -> str:
+    if len(group.units) < 2:
+        return "fewer than two units (removing the only unit would empty it)"
+    if options.root_module_types and not isinstance(group.root.module, options.root_module_types):
+        return "no layer of root_module_types produces it"
+    for t in group.member_targets():
+        if any(id(getattr(o, a, None)) in ignored_tensors for o, a, _ in t.tensor_axes()):
+            return f"it slices an ignored parameter ({t.qualified_tensor_name or t.name})"
+    return ""
+
+
+_DEFAULT_ROOTS: tuple[type, ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+                                     nn.ConvTranspose3d, nn.Linear)

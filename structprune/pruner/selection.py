@@ -1,0 +1,65 @@
+"""Which units to remove: per-group counts (ratio, max ratio, round_to) and global thresholds.
+
+Counts follow Torch-Pruning: a ratio is relative to the group's size when the pruner was built,
+so after step ``i`` of ``n`` a group keeps ``floor(initial * (1 - ratio_i))`` units, never fewer
+than ``initial * (1 - max_pruning_ratio)`` and never none; with ``round_to`` the kept count is
+rounded up to a multiple (pruning less, never more).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-group constraints on how many units may remain."""
+
+    max_pruning_ratio: float = 1.0
+    round_to: int | None = None
+
+    def min_keep(self, initial: int) -> int:
+        return max(1, math.ceil(initial * (1 - self.max_pruning_ratio) - _EPS))
+
+    def rounded(self, keep: int, current: int) -> int:
+        """``keep`` rounded up to a multiple of ``round_to`` (``current`` if that is larger)."""
+        if self.round_to and keep % self.round_to:
+            keep = (keep // self.round_to + 1) * self.round_to
+        return min(keep, current)
+
+    def keep_count(self, initial: int, current: int, ratio: float) -> int:
+        """Units a group of ``initial`` units (``current`` now) keeps at ``ratio``."""
+        keep = max(int(initial * (1 - ratio) + _EPS), self.min_keep(initial))
+        return self.rounded(keep, current)
+
+    def cap(self, initial: int, current: int, n_remove: int) -> int:
+        """Clamp a proposed removal count (from a global threshold) to the group's limits."""
+        keep = max(current - n_remove, self.min_keep(initial))
+        return current - self.rounded(keep, current)
+
+
+def lowest(scores: torch.Tensor, n: int) -> list[int]:
+    """Positions of the ``n`` smallest scores (ties broken by position), ascending."""
+    if n <= 0:
+        return []
+    order = torch.sort(scores.float(), stable=True).indices
+    return sorted(order[:n].tolist())
+
+
+def global_removals(scores: list[torch.Tensor], initial: list[int], ratio: float) -> list[int]:
+    """How many units each group would lose under one threshold over all groups' scores, so
+    that the groups together keep ``sum(initial) * (1 - ratio)`` units (before limits)."""
+    current = [len(s) for s in scores]
+    keep_total = int(sum(initial) * (1 - ratio) + _EPS)
+    n_total = sum(current) - keep_total
+    if n_total <= 0:
+        return [0] * len(scores)
+    flat = torch.cat([s.float() for s in scores])
+    owner = torch.repeat_interleave(torch.arange(len(scores)), torch.tensor(current))
+    chosen = torch.sort(flat, stable=True).indices[:n_total]
+    return torch.bincount(owner[chosen], minlength=len(scores)).tolist()

@@ -1,0 +1,79 @@
+"""Pruning to a MACs or parameter target (``target_macs``, ``target_params``, ``speedup``).
+
+The count falls monotonically as the channel ratio rises, so the search raises the ratio in
+steps, measuring after each: it models the count as ``base * (1 - ratio) ** a`` (``a`` fitted to
+the last measurement; 2 for a first guess, as when both sides of every layer shrink), moves 80%
+of the way to the model's answer, and stops as soon as the count is at or below the goal.
+Steps shrink as the goal nears, so the result lands just under it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING, Iterator
+
+from structprune.group import Group
+
+if TYPE_CHECKING:
+    from structprune.pruner.base import BasePruner
+
+logger = logging.getLogger(__name__)
+
+_MIN_STEP = 0.002
+_DAMPING = 0.8
+_MAX_ROUNDS = 200
+
+
+class TargetSearch:
+    """Raise the channel ratio of ``pruner`` until its MACs (or params) reach the step's goal."""
+
+    def __init__(self, pruner: "BasePruner"):
+        self.pruner = pruner
+        options = pruner.options
+        self.metric = "params" if options.target_params is not None and options.target_macs is None \
+            and options.speedup is None else "macs"
+        self.base = self.measure()
+        if self.metric == "params":
+            self.final = float(options.target_params)
+        elif options.target_macs is not None:
+            self.final = float(options.target_macs)
+        else:
+            self.final = self.base / float(options.speedup)
+        self.ratio = 0.0
+
+    def measure(self) -> float:
+        """The model's MACs (or parameter count) now."""
+        if self.metric == "params":
+            return float(sum(p.numel() for p in self.pruner.model.parameters()))
+        from structprune.utils import count_ops_and_params
+        macs, _ = count_ops_and_params(self.pruner.model, self.pruner.example_inputs,
+                                       forward_fn=self.pruner.forward_fn,
+                                       output_transform=self.pruner.output_transform)
+        return float(macs)
+
+    def goal(self, step: int) -> float:
+        """The count to reach after ``step`` of the pruner's steps (linear in the count)."""
+        return self.base - (self.base - self.final) * step / self.pruner.options.iterative_steps
+
+    def groups(self, step: int) -> Iterator[Group]:
+        """Yield the groups of each ratio increment until the goal of ``step`` is met."""
+        goal, current = self.goal(step), self.measure()
+        ceiling = self.pruner.options.max_pruning_ratio
+        rounds = 0
+        while current > goal and self.ratio < ceiling and rounds < _MAX_ROUNDS:
+            self.ratio = min(ceiling, self.next_ratio(current, goal))
+            yield from self.pruner.groups_at(self.ratio)
+            current, rounds = self.measure(), rounds + 1
+        logger.info("step %d: %s %.4g (goal %.4g) at channel ratio %.3f", step, self.metric, current, goal, self.ratio)
+        if current > goal:
+            logger.warning("could not reach %s %.4g (stopped at %.4g, ratio %.3f): max_pruning_ratio, "
+                           "ignored layers or pinned channels leave too little to prune",
+                           self.metric, goal, current, self.ratio)
+
+    def next_ratio(self, current: float, goal: float) -> float:
+        exponent = 2.0
+        if 0.0 < self.ratio < 1.0 and 0.0 < current < self.base:
+            exponent = min(4.0, max(0.5, math.log(current / self.base) / math.log(1.0 - self.ratio)))
+        wanted = 1.0 - (max(goal, 0.0) / self.base) ** (1.0 / exponent)
+        return self.ratio + max(_DAMPING * (wanted - self.ratio), _MIN_STEP)
