@@ -1,0 +1,75 @@
+"""Pruning to a target: speedup, target_macs, target_params (alone, global, iterative)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import structprune as tp
+from pruner.conftest import classifier, images, mobilenet_v2, resnet18
+from tiny_models import ConvNet
+
+
+def _macs(model, x):
+    return tp.utils.count_ops_and_params(model, x)[0]
+
+
+@pytest.mark.parametrize("make", [resnet18, mobilenet_v2])
+@pytest.mark.parametrize("global_pruning", [False, True])
+def test_speedup_two_halves_the_macs(make, global_pruning):
+    model, x = make(), images()
+    base = _macs(model, x)
+    pruner = tp.pruner.MagnitudePruner(model, x, speedup=2.0, global_pruning=global_pruning,
+                                       ignored_layers=classifier(model))
+    pruner.step()
+    macs = _macs(model, x)
+    assert abs(macs - base / 2) <= 0.05 * base / 2, f"MACs {macs / base:.3f} of the original"
+    assert model(x).shape == (1, 1000)
+
+
+def test_target_macs_over_iterative_steps():
+    model, x = resnet18(), images()
+    base = _macs(model, x)
+    pruner = tp.pruner.MagnitudePruner(model, x, target_macs=0.4 * base, iterative_steps=3,
+                                       ignored_layers=classifier(model))
+    fractions = []
+    for _ in range(3):
+        pruner.step()
+        fractions.append(_macs(model, x) / base)
+    assert fractions[0] > fractions[1] > fractions[2]
+    for got, goal in zip(fractions, (0.8, 0.6, 0.4)):
+        assert goal * 0.95 <= got <= goal, fractions
+
+
+def test_target_params():
+    torch.manual_seed(0)
+    model, x = ConvNet(width=32).eval(), torch.randn(1, 3, 16, 16)
+    base = sum(p.numel() for p in model.parameters())
+    tp.pruner.MagnitudePruner(model, x, target_params=base / 3, ignored_layers=[model.fc]).step()
+    params = sum(p.numel() for p in model.parameters())
+    assert base / 3 * 0.95 <= params <= base / 3
+
+
+def test_unreachable_target_stops_at_the_limit_and_warns(caplog):
+    model, x = resnet18(), images()
+    base = _macs(model, x)
+    tp.pruner.MagnitudePruner(model, x, speedup=10.0, max_pruning_ratio=0.3, ignored_layers=classifier(model)).step()
+    assert _macs(model, x) > base / 10
+    assert "could not reach" in caplog.text
+    assert model.layer1[0].conv1.out_channels == 45  # ceil(64 * 0.7): the max ratio holds
+
+
+def test_speedup_below_one_is_refused():
+    model, x = resnet18(), images()
+    with pytest.raises(ValueError, match="speedup"):
+        tp.pruner.MagnitudePruner(model, x, speedup=0.5)
+
+
+@pytest.mark.slow
+def test_speedup_two_on_resnet50():
+    import torchvision
+    torch.manual_seed(0)
+    model, x = torchvision.models.resnet50().eval(), torch.randn(1, 3, 224, 224)
+    base = _macs(model, x)
+    tp.pruner.MagnitudePruner(model, x, speedup=2.0, ignored_layers=classifier(model)).step()
+    assert abs(_macs(model, x) - base / 2) <= 0.05 * base / 2
