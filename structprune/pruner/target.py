@@ -1,10 +1,11 @@
 """Pruning to a MACs or parameter target (``target_macs``, ``target_params``, ``speedup``).
 
 The count falls monotonically as the channel ratio rises, so the search raises the ratio in
-steps, measuring after each: it models the count as ``base * (1 - ratio) ** a`` (``a`` fitted to
-the last measurement; 2 for a first guess, as when both sides of every layer shrink), moves 80%
-of the way to the model's answer, and stops as soon as the count is at or below the goal.
-Steps shrink as the goal nears, so the result lands just under it.
+steps, measuring after each.  The first step models the count as ``base * (1 - ratio) ** 2``
+(both sides of every layer shrink); later steps follow the secant through the last two
+measurements.  Each step goes 80% of the way to the predicted ratio and the search stops as soon
+as the count is at or below the goal, so steps shrink as the goal nears and the result lands
+just under it.
 """
 
 from __future__ import annotations
@@ -60,9 +61,12 @@ class TargetSearch:
         """Yield the groups of each ratio increment until the goal of ``step`` is met."""
         goal, current = self.goal(step), self.measure()
         ceiling = self.pruner.options.max_pruning_ratio
+        previous: tuple[float, float] | None = None
         rounds = 0
         while current > goal and self.ratio < ceiling and rounds < _MAX_ROUNDS:
-            self.ratio = min(ceiling, self.next_ratio(current, goal))
+            point = (self.ratio, current)
+            self.ratio = min(ceiling, self.next_ratio(current, goal, previous))
+            previous = point
             yield from self.pruner.groups_at(self.ratio)
             current, rounds = self.measure(), rounds + 1
         logger.info("step %d: %s %.4g (goal %.4g) at channel ratio %.3f", step, self.metric, current, goal, self.ratio)
@@ -71,9 +75,15 @@ class TargetSearch:
                            "ignored layers or pinned channels leave too little to prune",
                            self.metric, goal, current, self.ratio)
 
-    def next_ratio(self, current: float, goal: float) -> float:
-        exponent = 2.0
-        if 0.0 < self.ratio < 1.0 and 0.0 < current < self.base:
-            exponent = min(4.0, max(0.5, math.log(current / self.base) / math.log(1.0 - self.ratio)))
-        wanted = 1.0 - (max(goal, 0.0) / self.base) ** (1.0 / exponent)
+    def next_ratio(self, current: float, goal: float, previous: tuple[float, float] | None) -> float:
+        """The next ratio to try: 80% of the way to where the model of the count reaches the goal
+        (a secant through the last two measurements once there are two, else a power law)."""
+        if previous is not None and previous[1] > current and self.ratio > previous[0]:
+            slope = (previous[1] - current) / (self.ratio - previous[0])
+            wanted = self.ratio + (current - goal) / slope
+        else:
+            exponent = 2.0
+            if 0.0 < self.ratio < 1.0 and 0.0 < current < self.base:
+                exponent = min(4.0, max(0.5, math.log(current / self.base) / math.log(1.0 - self.ratio)))
+            wanted = 1.0 - (max(goal, 0.0) / self.base) ** (1.0 / exponent)
         return self.ratio + max(_DAMPING * (wanted - self.ratio), _MIN_STEP)
