@@ -71,7 +71,8 @@ def collect_size_attributes(graph) -> list[SizeAttribute]:
     return list(found.values())
 
 
-def _free_units(graph, classes: torch.Tensor) -> frozenset[int]:
+def free_units(graph, classes: torch.Tensor) -> frozenset[int]:
+    """The unpinned unit classes an expanded dim is made of."""
     c = classes[classes >= 0]
     return frozenset(c[~graph.solution.pinned[c]].tolist())
 
@@ -85,16 +86,24 @@ def pin_conflicting_attributes(graph, attributes: list[SizeAttribute]) -> None:
     solution = graph.solution
     conflicts = []
     for attr in attributes:
-        unit_sets = {_free_units(graph, c) for c in attr.classes} - {frozenset()}
-        attr.classes = [c for c in attr.classes if _free_units(graph, c)]
+        unit_sets = {free_units(graph, c) for c in attr.classes} - {frozenset()}
+        attr.classes = [c for c in attr.classes if free_units(graph, c)]
         if len(unit_sets) > 1:
             conflicts.append((attr, set().union(*unit_sets)))
     for attr, units in conflicts:
-        groups = solution.group_of[torch.tensor(sorted(units), dtype=torch.long)].unique()
-        members = torch.isin(solution.group_of, groups) & ~solution.pinned
-        solution.reasons.append(f"sized together by {type(attr.module).__name__}.{attr.name} with other dims")
-        solution.pin_reason[members] = len(solution.reasons) - 1
-        solution.pinned |= members
+        pin_groups(graph, units, f"sized together by {type(attr.module).__name__}.{attr.name} with other dims")
+
+
+def pin_groups(graph, units: set[int], reason: str) -> None:
+    """Pin every unit of the groups that ``units`` belong to (after solving), with ``reason``."""
+    if not units:
+        return
+    solution = graph.solution
+    groups = solution.group_of[torch.tensor(sorted(units), dtype=torch.long)].unique()
+    members = torch.isin(solution.group_of, groups) & ~solution.pinned
+    solution.reasons.append(reason)
+    solution.pin_reason[members] = len(solution.reasons) - 1
+    solution.pinned |= members
 
 
 def update_size_attributes(graph, removed: torch.Tensor) -> None:

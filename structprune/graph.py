@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from structprune.attributes import collect_size_attributes, pin_conflicting_attributes, update_size_attributes
+from structprune.code_sizes import pin_code_sized_dims
 from structprune.flow.atoms import AtomSolution
 from structprune.flow.propagate import propagate
 from structprune.group import Group
@@ -57,6 +58,7 @@ class DependencyGraph:
         directly by ops are found by the trace anyway.
         """
         self.model = model
+        self.modules_by_name = dict(model.named_modules())
         self.customized_pruners.update(customized_pruners or {})
         self.trace = trace_model(model, example_inputs, is_leaf=lambda m: self.pruner_of(m) is not None,
                                  forward_fn=forward_fn, output_transform=output_transform)
@@ -67,6 +69,7 @@ class DependencyGraph:
         self.dead = torch.zeros(len(self.solution.root), dtype=torch.bool)
         self.size_attributes = collect_size_attributes(self)
         pin_conflicting_attributes(self, self.size_attributes)
+        pin_code_sized_dims(self)
         self.targets = self._collect_targets(ctx)
         if verbose and self.unhandled:
             for node in self.unhandled[:10]:

@@ -75,6 +75,16 @@ class Node:
         return f"Node#{self.index}<{self.describe()}>"
 
 
+@dataclass(frozen=True)
+class ShapeRead:
+    """Code read the sizes of ``value``'s dims ``axes`` (``x.shape`` / ``x.size(d)``) before node ``position``."""
+
+    position: int
+    scope: str
+    value: Value
+    axes: tuple[int, ...]
+
+
 @dataclass
 class Trace:
     """Everything one forward pass showed: nodes in execution order and the model's interface."""
@@ -85,6 +95,7 @@ class Trace:
     outputs: list[Value]
     values: list[Value]
     module_names: dict[nn.Module, str]
+    shape_reads: list[ShapeRead] = field(default_factory=list)
 
     def module_nodes(self, module: nn.Module) -> list[Node]:
         return [n for n in self.nodes if n.module is module]

@@ -45,6 +45,12 @@ def reduce_rule(ctx: FlowContext, node: Node) -> None:
         ctx.set_dims(out, out_dims)
 
 
+@register_op_rule("normalize")
+def normalize_rule(ctx: FlowContext, node: Node) -> None:
+    """``F.normalize``: a zeroed channel adds nothing to the norm, so channels pass unchanged."""
+    ctx.pass_through(node.inputs[0], node.outputs[0])
+
+
 @register_op_rule("softmax", "log_softmax", "softmin", "cumsum", "cumprod", "cummax", "cummin",
                   "logcumsumexp", "sort", "argsort", "topk_like")
 def along_dim_rule(ctx: FlowContext, node: Node) -> None:
