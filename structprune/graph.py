@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
@@ -138,8 +139,8 @@ class DependencyGraph:
     def get_pruning_group(self, module: nn.Module | torch.Tensor, pruning_fn: Callable,
                           idxs: Sequence[int]) -> Group:
         """The group that removing channels ``idxs`` of ``module`` (via ``pruning_fn``) triggers."""
-        dim = "in" if "in_channels" in getattr(pruning_fn, "__name__", "") else "out"
-        target = self.target_of(module, dim)
+        match = re.fullmatch(r"prune_(\w+?)_channels", getattr(pruning_fn, "__name__", ""))
+        target = self.target_of(module, match.group(1) if match else "out")
         return Group.from_channels(self, target, [int(i) for i in idxs])
 
     def check_pruning_group(self, group: Group) -> bool:
@@ -159,13 +160,12 @@ class DependencyGraph:
             for gid in sorted(target.groups - seen):
                 seen.add(gid)
                 group = Group.whole(self, target, gid)
-                if group.units and not group.touches_out_of(ignored):
+                if group.units and group.has_weights() and not group.touches_out_of(ignored):
                     yield group
 
     def root_targets(self, root_module_types: tuple[type, ...]) -> list[Target]:
         order = {id(n.module): n.index for n in reversed(self.trace.nodes) if n.is_module}
-        roots = [t for t in self.targets if t.is_layer and t.dim == "out" and isinstance(t.module, root_module_types)]
-        roots += [t for t in self.targets if t.is_layer and t.dim == "out" and t not in roots]
+        roots = [t for t in self.targets if t.is_layer and t.dim != "in"]
         roots.sort(key=lambda t: (not isinstance(t.module, root_module_types), order.get(id(t.module), 1 << 30)))
         return roots + [t for t in self.targets if not t.is_layer]
 

@@ -146,6 +146,11 @@ class Group:
                 return False
         return bool(self.units)
 
+    def has_weights(self) -> bool:
+        """Whether pruning the group removes any layer channel or parameter (not only buffers)."""
+        return any(t.is_layer or isinstance(getattr(t.module, t.tensor_name, None), nn.Parameter)
+                   for t in self.member_targets())
+
     def touches_out_of(self, ignored_ids: set[int]) -> bool:
         return any(t.is_layer and t.dim == "out" and id(t.module) in ignored_ids for t in self.member_targets())
 

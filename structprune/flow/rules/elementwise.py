@@ -43,6 +43,9 @@ def elementwise_rule(ctx: FlowContext, node: Node) -> None:
             first = ctx.dims(matches[0])[axis - out.ndim]
             for other in matches[1:]:
                 ctx.atoms.unify(first, ctx.dims(other)[axis - out.ndim])
+            for v in node.inputs:  # a size-1 dim broadcast over channels is not a channel
+                if v.ndim >= out.ndim - axis and v.shape[axis - out.ndim] == 1 < size:
+                    ctx.atoms.pin(ctx.dims(v)[axis - out.ndim], pinned_reason(node, f"broadcast dim {axis}"))
             dims.append(first)
         ctx.set_dims(out, dims)
 
