@@ -4,7 +4,9 @@ A group's *kind* follows from how its units sit in the traced tensors, with no p
 
 * ``"head"``: a unit covers several elements and is the outer factor of a product whose inner
   factor is prunable too (``C = heads x head_dim``: a unit is a whole attention head, or a whole
-  group of a grouped conv);
+  group of a grouped conv), or whose unit count or inner factor sized a traced op through a
+  module attribute (``view(B, N, -1, self.head_size)`` with a fixed head size; a plain flatten
+  ``C x H x W`` has no such attribute and stays ``"channel"``);
 * ``"head_dim"``: the inner factor of such a product (the same position in every head);
 * ``"channel"``: everything else (plain channels, hidden dims, flattened features).
 """
@@ -47,21 +49,37 @@ def unit_kind(graph: DependencyGraph, group: Group, num_heads: dict[int, int]) -
     if any(num_heads.get(id(t.module)) == len(group.units) for t in members if t.is_layer):
         return "head"
     units = torch.tensor(group.units, dtype=torch.long)
-    outer = inner = False
+    outer_free, inner, inner_factors = False, False, []
     for target in members:
         rows = target.classes[target.alive_rows(graph.dead)]
-        free = (rows >= 0) & ~graph.solution.pinned[rows.clamp(min=0)]
         mine = torch.isin(rows, units) & (rows >= 0)
-        if not bool(mine.any()):
-            continue
-        later = free.flip(1).cumsum(1).flip(1) - free.int()  # free classes after each column
-        earlier = free.cumsum(1) - free.int()  # free classes before each column
-        multi = bool((mine.any(1).sum() > len(set(rows[mine].tolist()))))
-        outer |= multi and bool((mine & (later > 0)).any())
-        inner |= multi and bool((mine & (earlier > 0)).any())
-    if outer:
+        if not bool(mine.any()) or int(mine.any(1).sum()) <= len(set(rows[mine].tolist())):
+            continue  # every unit is a single element here
+        free = (rows >= 0) & ~graph.solution.pinned[rows.clamp(min=0)]
+        outer_free |= bool((mine & (_after(free) > 0)).any())
+        inner |= bool((mine & (free.cumsum(1) - free.int() > 0)).any())
+        right_of_mine = (mine.int().cumsum(1) - mine.int()) > 0
+        inner_factors.append(set(rows[right_of_mine & mine.any(1, keepdim=True) & (rows >= 0)].tolist()))
+    outer = [c for c in inner_factors if c]  # the unit is an outer factor where these are non-empty
+    if outer_free or (outer and any(_counted_by_attribute(graph, c) for c in [set(group.units)] + outer)):
         return "head"
     return "head_dim" if inner else "channel"
+
+
+def _after(mask: torch.Tensor) -> torch.Tensor:
+    """For each column, how many set entries lie to its right in the same row."""
+    m = mask.int()
+    return m.flip(1).cumsum(1).flip(1) - m
+
+
+def _counted_by_attribute(graph: DependencyGraph, units: set[int]) -> bool:
+    """Whether a module attribute sized a traced dim whose elements are exactly these classes
+    (the heads, or the positions within a head)."""
+    for attribute in getattr(graph, "size_attributes", []):
+        for classes in attribute.classes:
+            if classes.shape[1] == 1 and set(classes[:, 0].tolist()) == units:
+                return True
+    return False
 
 
 def structure_signature(group: Group, kind: str) -> tuple:
@@ -98,9 +116,12 @@ def find_groups(graph: DependencyGraph, options: PruningOptions) -> list[GroupRe
 def _excluded(group: Group, options: PruningOptions, ignored_tensors: set[int]) -> str:
     if len(group.units) < 2:
         return "fewer than two units (removing the only unit would empty it)"
+    members = group.member_targets()
+    if not any(isinstance(getattr(o, a, None), nn.Parameter) for t in members for o, a, _ in t.tensor_axes()):
+        return "it holds no parameters (only buffers or index tensors)"
     if options.root_module_types and not isinstance(group.root.module, options.root_module_types):
         return "no layer of root_module_types produces it"
-    for t in group.member_targets():
+    for t in members:
         if any(id(getattr(o, a, None)) in ignored_tensors for o, a, _ in t.tensor_axes()):
             return f"it slices an ignored parameter ({t.qualified_tensor_name or t.name})"
     return ""

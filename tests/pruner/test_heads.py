@@ -68,3 +68,28 @@ def test_heads_and_channels_together(global_pruning):
     pruner.step()
     assert [b.attn.num_heads for b in model.blocks] == [2, 2]
     assert model(x).shape == (2, 10)
+
+
+def test_hugging_face_bert_heads_with_a_fixed_head_size():
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                     intermediate_size=128, vocab_size=100)
+    model = transformers.BertModel(config).eval()
+    x = torch.randint(0, 100, (1, 8))
+    pruner = tp.pruner.MagnitudePruner(model, x, pruning_ratio=0.0, prune_num_heads=True, head_pruning_ratio=0.5,
+                                       output_transform=lambda out: out.last_hidden_state)
+    assert sorted(r.initial_units for r in pruner.records if r.kind == "head") == [4, 4]
+    for group in pruner.step(interactive=True):
+        assert tp.verify_group(model, group, x) < 1e-5
+    assert model.encoder.layer[0].attention.self.query.out_features == 32
+    assert model(x).last_hidden_state.shape == (1, 8, 64)
+
+
+def test_flatten_and_grouped_conv_kinds():
+    flat = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(8 * 36, 4))
+    pruner = tp.pruner.MagnitudePruner(flat, torch.randn(1, 3, 8, 8))
+    assert [r.kind for r in pruner.records] == ["channel"]  # C x H x W: spatial factors are not heads
+    grouped = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 1), torch.nn.Conv2d(16, 16, 3, groups=4), torch.nn.Conv2d(16, 4, 1))
+    kinds = sorted((r.kind, r.initial_units) for r in tp.pruner.MagnitudePruner(grouped, torch.randn(1, 3, 8, 8)).records)
+    assert kinds == [("head", 4), ("head_dim", 4), ("head_dim", 4)]  # conv groups, positions in and out
