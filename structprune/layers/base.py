@@ -69,7 +69,10 @@ def prune_tensor(module: nn.Module, name: str, axis: int, idxs: Sequence[int]) -
     keep = keep_indices(tensor.shape[axis], idxs).to(tensor.device)
     data = torch.index_select(tensor.data, axis, keep).clone()
     if isinstance(tensor, nn.Parameter):
-        setattr(module, name, nn.Parameter(data, requires_grad=tensor.requires_grad))
+        pruned = nn.Parameter(data, requires_grad=tensor.requires_grad)
+        if tensor.grad is not None and tensor.grad.shape == tensor.shape:  # keep gradients for later scoring
+            pruned.grad = torch.index_select(tensor.grad, axis, keep).clone()
+        setattr(module, name, pruned)
     elif name in module._buffers:
         module._buffers[name] = data
     else:
