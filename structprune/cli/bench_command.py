@@ -1,0 +1,57 @@
+"""``structprune bench MODEL [PRUNED]``: params, MACs and CPU latency side by side.
+
+With one pruned file and nothing else, the unpruned model it was made from is the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from structprune.cli.arguments import add_common_arguments
+from structprune.cli.commands import command
+from structprune.cli.console import Console
+from structprune.cli.errors import CliError
+from structprune.cli.inputs import check_forward, choose_shape, example_inputs
+from structprune.cli.measure import compare_widths
+from structprune.cli.models import LoadedModel, load_model
+from structprune.cli.plot import plot_widths
+from structprune.cli.report import add_timing_arguments, metric_table, profile, strip_widths, width_table
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="torchvision:NAME, timm:NAME, hf:DIR, FILE.py:FUNCTION or a pruned file")
+    parser.add_argument("pruned", nargs="?", help="a second model to compare with (e.g. `prune --out` file)")
+    add_timing_arguments(parser)
+    add_common_arguments(parser)
+
+
+@command("bench", "measure params, MACs and CPU latency of one model or two side by side", arguments)
+def run_bench(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    models = [load_model(args.model, args.seed)]
+    if args.pruned:
+        models.append(load_model(args.pruned, args.seed))
+    elif models[0].record:
+        models.insert(0, load_model(models[0].spec, args.seed))
+    if args.plot and len(models) < 2:
+        raise CliError("--plot compares two models: give MODEL and PRUNED (or a pruned file)")
+    shape = choose_shape(args.input_shape, *models)
+    profiles = [measure(loaded, shape, args, console) for loaded in models]
+    names = [loaded.label for loaded in models]
+    metric_table(console, "benchmark", names, profiles)
+    result: dict[str, Any] = {"input_shape": profiles[0]["input_shape"],
+                              "models": [{"name": n, **strip_widths(p)} for n, p in zip(names, profiles)]}
+    if len(profiles) == 2:
+        result["layers"] = compare_widths(profiles[0]["widths"], profiles[1]["widths"])
+        width_table(console, result["layers"])
+        if args.plot:
+            plot_widths(result["layers"], args.plot, f"{names[0]} vs {names[1]}: output channels per layer")
+    result["plot"] = args.plot
+    return result
+
+
+def measure(loaded: LoadedModel, shape: tuple[int, ...] | None, args: argparse.Namespace,
+            console: Console) -> dict[str, Any]:
+    inputs, used = example_inputs(loaded, shape, args.seed)
+    check_forward(loaded, inputs, used)
+    return {**profile(loaded, inputs, args, console), "input_shape": list(used)}

@@ -1,0 +1,127 @@
+"""``structprune prune MODEL (--ratio R | --speedup S | --target-params P) --out PATH``."""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+from typing import Any
+
+import torch.nn as nn
+
+from structprune.cli import arguments as types
+from structprune.cli.calibration import LOSSES, accumulate_gradients, calibration_batches
+from structprune.cli.commands import command
+from structprune.cli.console import Console
+from structprune.cli.errors import CliError
+from structprune.cli.inputs import check_forward, choose_shape, example_inputs, max_difference
+from structprune.cli.measure import compare_widths
+from structprune.cli.models import LoadedModel, load_model, save_pruned
+from structprune.cli.plot import plot_widths
+from structprune.cli.report import add_timing_arguments, metric_table, profile, strip_widths, width_table
+
+# command-line name -> name in structprune.importance's registry
+IMPORTANCES = {"l1": "l1", "l2": "l2", "taylor": "taylor", "hessian": "hessian", "lamp": "lamp",
+               "fpgm": "fpgm", "bn": "bn_scale", "random": "random"}
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="torchvision:NAME, timm:NAME, hf:DIR, FILE.py:FUNCTION or a pruned file")
+    goal = parser.add_mutually_exclusive_group(required=True)
+    goal.add_argument("--ratio", type=types.ratio, help="fraction of every group's channels to remove, in (0, 1)")
+    goal.add_argument("--speedup", type=types.speedup, help="prune until MACs fall by this factor (> 1)")
+    goal.add_argument("--target-params", type=types.count, metavar="P", help="prune until at most P params (2.5M)")
+    parser.add_argument("--importance", default="l2", help=f"criterion: {', '.join(IMPORTANCES)} (default l2)")
+    parser.add_argument("--global", dest="global_pruning", action="store_true",
+                        help="rank all groups together (non-uniform widths)")
+    parser.add_argument("--round-to", type=types.positive_int, metavar="N", help="keep multiples of N channels")
+    parser.add_argument("--ignore", nargs="+", action="extend", default=[], metavar="PATTERN",
+                        help="leave these modules' output channels alone (glob on names, e.g. 'layer4.*')")
+    parser.add_argument("--head-ratio", type=types.ratio, metavar="R", help="also remove this fraction of whole "
+                        "attention heads")
+    parser.add_argument("--calib", metavar="DATA", help="inputs for taylor/hessian gradients: random, a .pt "
+                        "tensor file or an image directory")
+    parser.add_argument("--calib-batches", type=types.positive_int, default=8, help="calibration batches per step")
+    parser.add_argument("--steps", type=types.positive_int, default=1, help="reach the goal in K pruning steps")
+    parser.add_argument("--out", required=True, help="where to save the pruned model (structprune.save format)")
+    add_timing_arguments(parser)
+    types.add_common_arguments(parser)
+
+
+@command("prune", "prune a model and save it; report params, MACs, latency and size before and after", arguments)
+def run_prune(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    importance = make_importance(args.importance)
+    needs_gradients = bool(getattr(importance, "needs_gradients", False))
+    if needs_gradients and not args.calib:
+        raise CliError(f"--importance {args.importance} needs gradients: pass --calib random, a .pt tensor file "
+                       "or an image directory")
+    loaded = load_model(args.model, args.seed)
+    inputs, shape = example_inputs(loaded, choose_shape(args.input_shape, loaded), args.seed)
+    check_forward(loaded, inputs, shape)
+    ignored = ignored_modules(loaded.model, args.ignore)
+    before = profile(loaded, inputs, args, console)
+    if args.target_params is not None and args.target_params >= before["params"]:
+        raise CliError(f"--target-params {args.target_params:.0f} is not below the model's {before['params']} params")
+    batches = calibration_batches(args.calib, loaded, shape, args.calib_batches) if needs_gradients else []
+    prune_model(loaded.model, inputs, dict(importance=importance, ignored_layers=ignored), batches, args, console)
+    outputs = check_forward(loaded, inputs, shape)
+    record = {"spec": loaded.spec, "input_shape": list(shape), "importance": args.importance}
+    save_pruned(loaded.model, args.out, record)
+    reloaded = load_model(args.out, args.seed)
+    difference = max_difference(check_forward(reloaded, inputs, shape), outputs)
+    after = profile(reloaded, inputs, args, console)
+    return report(loaded, shape, before, after, difference, args, console)
+
+
+def make_importance(name: str):
+    """The criterion for a command-line name (or a one-line error listing the choices)."""
+    from structprune.importance import create
+
+    if name not in IMPORTANCES:
+        raise CliError(f"unknown importance {name!r}: choose from {', '.join(IMPORTANCES)}")
+    return create(IMPORTANCES[name])
+
+
+def ignored_modules(model: nn.Module, patterns: list[str]) -> list[nn.Module]:
+    """Modules whose qualified names match a glob pattern (each pattern must match something)."""
+    names = [n for n, _ in model.named_modules() if n]
+    found = []
+    for pattern in patterns:
+        matched = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+        if not matched:
+            raise CliError(f"--ignore {pattern!r} matches no module; names look like {', '.join(names[:4])}")
+        found += [model.get_submodule(n) for n in matched]
+    return found
+
+
+def prune_model(model: nn.Module, inputs: Any, options: dict[str, Any], batches: list, args: argparse.Namespace,
+                console: Console) -> None:
+    """Build the pruner (one trace) with ``options`` (importance, ignored layers) and the
+    command-line goal, then run its steps, refreshing gradients before each."""
+    from structprune.pruner import BasePruner
+
+    options.update(global_pruning=args.global_pruning, round_to=args.round_to, iterative_steps=args.steps,
+                   pruning_ratio=args.ratio, speedup=args.speedup, target_params=args.target_params,
+                   prune_num_heads=args.head_ratio is not None, head_pruning_ratio=args.head_ratio or 0.0)
+    with console.module_progress(model, "tracing"):
+        pruner = BasePruner(model, inputs, **options)
+    loss = args.importance if args.importance in LOSSES else "taylor"
+    for _ in console.progress(range(args.steps), desc="pruning"):
+        if batches:
+            accumulate_gradients(model, batches, options["importance"], loss,
+                                 lambda b: console.progress(b, desc="calibration"))
+        pruner.step()
+    model.zero_grad(set_to_none=True)
+
+
+def report(loaded: LoadedModel, shape: tuple[int, ...], before: dict, after: dict, difference: float,
+           args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    """Print the before/after and width tables, draw the plot; return the JSON result."""
+    layers = compare_widths(before["widths"], after["widths"])
+    metric_table(console, f"{loaded.label} pruned ({args.importance})", ["before", "after"], [before, after])
+    width_table(console, layers)
+    if args.plot:
+        plot_widths(layers, args.plot, f"{loaded.label}: output channels per layer")
+    console.note(f"saved to {args.out}; reloaded, its outputs differ by at most {difference:.3g}")
+    return {"model": loaded.label, "spec": loaded.spec, "input_shape": list(shape), "importance": args.importance,
+            "before": strip_widths(before), "after": strip_widths(after), "layers": layers, "out": args.out,
+            "reload_max_abs_diff": difference, "plot": args.plot}

@@ -1,0 +1,52 @@
+"""``structprune bench``: one model, two side by side, and a pruned file against its own original."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cli.conftest import FAST
+from tests.cli.test_prune import PNG_MAGIC, prune
+
+
+@pytest.fixture(scope="module")
+def pruned_file(tmp_path_factory, tiny_spec):
+    """A tiny model pruned by half (prune through main(), outside the per-test capsys)."""
+    from structprune.cli import main
+
+    out = tmp_path_factory.mktemp("bench") / "tiny-pruned.pt"
+    assert main(["prune", tiny_spec, "--ratio", "0.5", "--out", str(out), "--input-shape", "1,3,8,8",
+                 "--quiet", *FAST]) == 0
+    return out
+
+
+def test_one_model(cli, tiny_spec):
+    run = cli("bench", tiny_spec, "--input-shape", "1,3,8,8", "--json", *FAST)
+    assert run.code == 0, run.stderr
+    (model,) = run.json["models"]
+    assert model["name"] == tiny_spec and model["params"] == 31_610
+    assert model["latency_ms"] > 0 and model["file_bytes"] > 4 * model["params"]
+
+
+def test_model_and_pruned_side_by_side(cli, tiny_spec, pruned_file, tmp_path):
+    plot = tmp_path / "bench.png"
+    run = cli("bench", tiny_spec, pruned_file, "--plot", plot, "--json", *FAST)
+    assert run.code == 0, run.stderr
+    result = run.json
+    assert result["input_shape"] == [1, 3, 8, 8]  # taken from the pruned file's record
+    base, pruned = result["models"]
+    assert pruned["name"] == str(pruned_file) and pruned["file_bytes"] == pruned_file.stat().st_size
+    assert pruned["params"] < base["params"] and pruned["macs"] < base["macs"]
+    assert {(r["name"], r["out_before"], r["out_after"]) for r in result["layers"]} >= {("block.0", 48, 24)}
+    assert plot.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_pruned_file_alone_is_compared_with_its_original(cli, tiny_spec, pruned_file):
+    run = cli("bench", pruned_file, *FAST)
+    assert run.code == 0, run.stderr
+    assert tiny_spec in run.stdout and str(pruned_file) in run.stdout and "change" in run.stdout
+    assert "48 -> 24" in run.stdout
+
+
+def test_plot_needs_two_models(cli, tiny_spec, tmp_path):
+    run = cli("bench", tiny_spec, "--plot", tmp_path / "x.png", *FAST)
+    assert run.code == 2 and "--plot compares two models" in run.stderr
