@@ -1,9 +1,9 @@
 """Keep integer size attributes (``num_heads``, ``head_dim``, ...) in step with pruned weights.
 
 Model code often reshapes with sizes stored on the module (``x.view(B, N, self.num_heads, -1)``).
-While building the graph we note, for every op called with integer arguments, which integer
-attributes of the module running it equal an argument *and* the size of an output dim.  After a
-group is pruned, an attribute whose dims all shrank to one new size is set to that size.
+The tracer hands such attributes to the code as :class:`TracedInt`s, so each op's arguments say
+which attribute sized which output dim.  After a group is pruned, an attribute whose dims all
+shrank to one new size is set to that size.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from structprune.trace.nodes import Node
+from structprune.trace.traced_int import TracedInt
 
 logger = logging.getLogger(__name__)
 
@@ -26,49 +27,70 @@ class SizeAttribute:
     classes: list[torch.Tensor]  # expanded classes of each output dim the attribute sized
 
 
-def _int_args(node: Node) -> set[int]:
-    found: set[int] = set()
+def _traced_ints(obj) -> list[TracedInt]:
+    """The attribute-born ints (not derived ones) among a call's arguments, slices included."""
+    found: list[TracedInt] = []
 
     def visit(a) -> None:
-        if isinstance(a, bool):
-            return
-        if isinstance(a, int):
-            found.add(int(a))
+        if isinstance(a, TracedInt) and not a.derived:
+            found.append(a)
         elif isinstance(a, (list, tuple)):
             for x in a:
                 visit(x)
+        elif isinstance(a, slice):
+            visit((a.start, a.stop, a.step))
+        elif isinstance(a, dict):
+            visit(list(a.values()))
 
-    visit(node.args)
-    visit(list(node.kwargs.values()))
+    visit(obj)
     return found
 
 
-def _int_attributes(module: nn.Module) -> dict[str, int]:
-    return {k: v for k, v in vars(module).items()
-            if isinstance(v, int) and not isinstance(v, bool) and not k.startswith("_") and v > 1}
+def _sized_axes(node: Node, value: TracedInt) -> list[tuple[int, int]]:
+    """``(output, axis)`` pairs that attribute value ``value`` sized in this call.
+
+    For reshape-like calls the sizes line up with the output dims, so the argument's position
+    says which dim; for other calls (split sizes, slice bounds) every output dim of that size.
+    """
+    from structprune.code_sizes import SHAPED_OPS, shape_args
+
+    sizes = shape_args(node) if node.op in SHAPED_OPS else None
+    if sizes is not None and len(sizes) == node.outputs[0].ndim:
+        return [(0, axis) for axis, s in enumerate(sizes) if s is value]
+    if node.op == "__getitem__":
+        return [(0, axis) for axis, item in _sliced_axes(node) if item.stop is value and item.start is None]
+    return [(k, axis) for k, out in enumerate(node.outputs) for axis, size in enumerate(out.shape) if size == value]
+
+
+def _sliced_axes(node: Node) -> list[tuple[int, slice]]:
+    """``(output axis, slice)`` for each slice of an ``x[...]`` call (ints drop a dim, None adds one)."""
+    index = node.args[1] if len(node.args) > 1 else ()
+    index = index if isinstance(index, tuple) else (index,)
+    if Ellipsis in index:
+        k = index.index(Ellipsis)
+        used = sum(1 for i in index if i is not None and i is not Ellipsis)
+        index = index[:k] + (slice(None),) * (node.inputs[0].ndim - used) + index[k + 1:]
+    found, axis = [], 0
+    for item in index:
+        if isinstance(item, slice):
+            found.append((axis, item))
+        if not isinstance(item, int):
+            axis += 1
+    return found
 
 
 def collect_size_attributes(graph) -> list[SizeAttribute]:
     """Find the integer module attributes that sized some traced op's output dims."""
-    modules = dict(graph.model.named_modules())
     found: dict[tuple[int, str], SizeAttribute] = {}
     for node in graph.trace.nodes:
         if node.is_module or not node.outputs:
             continue
-        args = _int_args(node)
-        module = modules.get(node.scope)
-        if not args or module is None:
-            continue
-        for name, value in _int_attributes(module).items():
-            if value not in args:
-                continue
-            for out in node.outputs:
-                for axis, size in enumerate(out.shape):
-                    if size == value:
-                        key = (id(module), name)
-                        entry = found.setdefault(key, SizeAttribute(module, name, []))
-                        entry.classes.append(graph.solution.expand(graph.value_dims[out][axis]))
-    return list(found.values())
+        for value in _traced_ints((node.args, node.kwargs)):
+            for module, name in value.sources:
+                entry = found.setdefault((id(module), name), SizeAttribute(module, name, []))
+                for k, axis in _sized_axes(node, value):
+                    entry.classes.append(graph.solution.expand(graph.value_dims[node.outputs[k]][axis]))
+    return [a for a in found.values() if a.classes]
 
 
 def free_units(graph, classes: torch.Tensor) -> frozenset[int]:

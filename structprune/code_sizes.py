@@ -2,30 +2,30 @@
 tensor, or to a literal ``64``, only works after pruning if that number still fits.
 
 For every reshape-like call with explicit sizes, each prunable output dim is checked:
-- sized by ``-1`` or by a module attribute: fine (attributes are kept in step, see attributes.py);
-- sized by a number read earlier from a dim with the same units (``x.shape`` of the same
-  channels): fine, the code adapts;
-- sized by a number read from dims with *other* units (the hidden size of the block's input
-  used to merge heads back): those units are tied and pinned;
-- sized by a number seen nowhere (a literal, or computed like ``C // num_heads``): its units are
-  pinned, and so are those of sizes read in that module from which it can be derived by
-  multiplying or dividing by one of the call's sizes or the module's int attributes (and the
-  dims those factors size: pruning heads would change ``C // num_heads``).
+- ``-1``, or a module attribute (a :class:`TracedInt`, kept in step by attributes.py), or a
+  product of attributes and fixed sizes (``b * self.num_heads``), or arithmetic on attributes
+  alone (``self.num_heads // self.num_kv_heads``): fine;
+- a number read earlier from a dim with the same units (``x.shape`` of the same channels): fine;
+- a number read from dims with *other* units (the block input's width used to merge heads
+  back): those units are tied, and pinned;
+- a literal, or a number computed otherwise (``C // self.num_heads``): the dim's units are
+  pinned, and so are the units of the sizes it may come from: dims read in that module from
+  which it follows by multiplying or dividing by one of the call's sizes or module attributes,
+  and the dims sized by the attributes it was computed from.
 """
 
 from __future__ import annotations
 
 from structprune.attributes import free_units, pin_groups
 from structprune.trace.nodes import Node
+from structprune.trace.traced_int import TracedInt
 
-SHAPED_OPS = {"view", "reshape", "expand", "broadcast_to", "unflatten"}
+SHAPED_OPS = {"view", "reshape", "expand", "broadcast_to"}
 
 
-def _shape_args(node: Node) -> list[int] | None:
-    """The explicit output sizes of a reshape-like call, aligned with its output dims."""
-    if node.op == "unflatten":
-        return None
-    args = [a for a in node.args[1:]]
+def shape_args(node: Node) -> list[int] | None:
+    """The explicit output sizes of a reshape-like call (as passed), aligned with its output dims."""
+    args = list(node.args[1:])
     for key in ("shape", "size", "sizes"):
         if key in node.kwargs:
             args = [node.kwargs[key]]
@@ -33,80 +33,59 @@ def _shape_args(node: Node) -> list[int] | None:
         args = list(args[0])
     if not args or not all(isinstance(a, int) and not isinstance(a, bool) for a in args):
         return None
-    return [int(a) for a in args]
+    return args
 
 
 def pin_code_sized_dims(graph) -> None:
     """Pin the units of dims whose size the model's code fixes independently of them."""
-    reads = graph.trace.shape_reads
     for node in graph.trace.nodes:
         if node.is_module or node.op not in SHAPED_OPS or not node.outputs:
             continue
-        sizes = _shape_args(node)
+        sizes = shape_args(node)
         out = node.outputs[0]
         if sizes is None or len(sizes) != out.ndim:
             continue
-        attrs = set(_int_attributes(graph, node))
         for axis, size in enumerate(sizes):
-            if size == -1 or size <= 1 or size in attrs or out.shape[axis] != size:
+            if size == -1 or size <= 1 or out.shape[axis] != size:
                 continue
-            if node.op in ("expand", "broadcast_to") and node.inputs[0].shape[axis - out.ndim] == size:
+            if node.op != "view" and node.op != "reshape" and node.inputs[0].shape[axis - out.ndim] == size:
+                continue  # expand keeps this dim as it is
+            if isinstance(size, TracedInt) and size.adaptive:
                 continue
-            _check_dim(graph, node, axis, size, reads)
+            _check_dim(graph, node, axis, size)
 
 
-def _int_attributes(graph, node: Node) -> list[int]:
-    module = graph.modules_by_name.get(node.scope)
-    return [v for v in vars(module).values() if isinstance(v, int) and v > 1] if module is not None else []
+def _reads_before(graph, node: Node):
+    for r in graph.trace.shape_reads:
+        if r.position <= node.index and r.scope == node.scope and r.value in graph.value_dims:
+            for a in r.axes:
+                yield r.value.shape[a], graph.solution.expand(graph.value_dims[r.value][a])
 
 
-def _fixed_times_attribute(graph, node: Node, size: int, reads) -> bool:
-    """``b * self.num_heads``: a size read from a dim that never changes, times a module attribute
-    that is kept in step, still fits after pruning."""
-    attributes = _int_attributes(graph, node)
-    fixed = {r.value.shape[a] for r in reads if r.position <= node.index and r.scope == node.scope
-             for a in r.axes if r.value in graph.value_dims
-             and not free_units(graph, graph.solution.expand(graph.value_dims[r.value][a]))}
-    return any(f * a == size for f in fixed | {1} for a in attributes)
+def _check_dim(graph, node: Node, axis: int, size: int) -> None:
+    units = free_units(graph, graph.solution.expand(graph.value_dims[node.outputs[0]][axis]))
+    if not isinstance(size, TracedInt):
+        sources = [free_units(graph, c) for n, c in _reads_before(graph, node) if n == size]
+        if any(s == units for s in sources):
+            return
+        if sources:
+            reason = f"{node.describe()} sizes dim {axis} with {size}, read from a dim of other units"
+            pin_groups(graph, set(units).union(*sources), reason)
+            return
+    _pin_computed(graph, node, axis, size, units)
 
 
-def _check_dim(graph, node: Node, axis: int, size: int, reads) -> None:
-    """A size the code computes without this dim's units fixes the whole reshape segment: if
-    ``C // num_heads`` sizes head_dim, pruning heads would change it."""
-    dims = graph.value_dims[node.outputs[0]]
-    units = free_units(graph, graph.solution.expand(dims[axis]))
-    sources = [graph.solution.expand(graph.value_dims[r.value][a])
-               for r in reads if r.position <= node.index and r.scope == node.scope
-               for a in r.axes if r.value.shape[a] == size and r.value in graph.value_dims]
-    source_units = [free_units(graph, c) for c in sources]
-    if any(s == units for s in source_units):
-        return
-    if sources:
-        reason = f"{node.describe()} sizes dim {axis} with {size}, read from a dim of other units"
-        pin_groups(graph, set(units).union(*source_units), reason)
-    elif _fixed_times_attribute(graph, node, size, reads):
-        return
-    else:  # a literal, or a number computed in code like ``C // num_heads``
-        _pin_computed(graph, node, axis, size, reads, units)
-
-
-def _pin_computed(graph, node: Node, axis: int, size: int, reads, units: frozenset[int]) -> None:
-    """The dim's own units cannot change; nor can sizes it is derived from (``r // k`` or ``r * k``
-    with ``k`` one of the call's sizes or the module's attributes), nor the dims those ``k`` size."""
-    factors = {k for k in _shape_args(node) or [] if k > 1} | set(_int_attributes(graph, node))
+def _pin_computed(graph, node: Node, axis: int, size: int, units: frozenset[int]) -> None:
+    """The dim's own units cannot change; nor can the sizes its number may be computed from."""
+    attributes = getattr(size, "sources", frozenset())
+    factors = {int(k) for k in shape_args(node) or [] if k > 1}
+    factors |= {int(v) for module, name in attributes if isinstance(v := getattr(module, name, None), int) and v > 1}
     pinned = set(units)
-    used: set[int] = set()
-    for r in reads:
-        if r.position > node.index or r.scope != node.scope or r.value not in graph.value_dims:
-            continue
-        for a in r.axes:
-            n = r.value.shape[a]
-            ks = {k for k in factors if (n % k == 0 and n // k == size) or n * k == size}
-            if ks:
-                used |= ks
-                pinned |= free_units(graph, graph.solution.expand(graph.value_dims[r.value][a]))
-    dims = graph.value_dims[node.outputs[0]]
-    for other, n in enumerate(node.outputs[0].shape):
-        if other != axis and n in used:
-            pinned |= free_units(graph, graph.solution.expand(dims[other]))
+    for n, classes in _reads_before(graph, node):
+        if any((n % k == 0 and n // k == size) or n * k == size for k in factors):
+            pinned |= free_units(graph, classes)
+    for attr in graph.size_attributes:
+        if (attr.module, attr.name) in attributes:
+            for classes in attr.classes:
+                pinned |= free_units(graph, classes)
     pin_groups(graph, pinned, f"{node.describe()} sizes dim {axis} with {size}, fixed or computed in code")

@@ -21,6 +21,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 
 from structprune.trace.nodes import Node, ShapeRead, Trace, Value
 from structprune.trace.structure import flatten_tensors, map_tensors
+from structprune.trace.traced_int import traced_int_attributes
 
 IGNORED_OPS = {"shape", "size", "dim", "ndimension", "numel", "__len__", "is_floating_point",
                "is_complex", "get_device", "dtype", "device", "is_contiguous", "requires_grad",
@@ -207,6 +208,7 @@ def trace_model(
     with ExitStack() as stack:
         recorder.hooks(stack)
         recorder.patch_autograd_function(stack)
+        stack.enter_context(traced_int_attributes(model))
         with recorder:
             out = run_forward(model, example_inputs, forward_fn)
             if output_transform is not None:
