@@ -1,0 +1,23 @@
+"""Model-family adapters: keep a pruned Hugging Face model's config in step with its modules, so
+``save_pretrained`` / ``from_pretrained`` rebuild the pruned architecture.
+
+Example::
+
+    import structprune as tp
+    from structprune.adapters import save_pretrained_pruned
+
+    tp.pruner.MagnitudePruner(bert, inputs, pruning_ratio=0.5, ignored_layers=[bert.pooler],
+                              output_transform=lambda out: out.last_hidden_state).step()
+    save_pretrained_pruned(bert, "pruned/")        # config.intermediate_size follows the FFN
+    transformers.AutoModel.from_pretrained("pruned/")
+
+Registered families: BERT (:mod:`.bert`).  Add one with :func:`register_adapter` (see :mod:`.base`).
+"""
+
+from structprune.adapters import bert  # noqa: F401  (registers the BERT adapter)
+from structprune.adapters.base import (ModelAdapter, NotExpressibleError, adapter_for, register_adapter,
+                                       registered_adapters, sync_config)
+from structprune.adapters.hf_io import max_reload_difference, save_pretrained_pruned
+
+__all__ = ["ModelAdapter", "NotExpressibleError", "register_adapter", "registered_adapters", "adapter_for",
+           "sync_config", "save_pretrained_pruned", "max_reload_difference"]

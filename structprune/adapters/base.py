@@ -1,0 +1,108 @@
+"""The model-adapter registry: keep a model family's config in step with its pruned modules.
+
+Pruning changes module shapes but not ``model.config``, so ``save_pretrained`` would write a config
+that rebuilds the *unpruned* architecture.  An adapter reads the pruned shapes back out of the
+modules, checks that the family's config can express them (e.g. ``BertConfig`` has one
+``intermediate_size`` for every layer) and returns the config fields to set.
+
+Add a family by subclassing :class:`ModelAdapter` and registering it for its config classes::
+
+    @register_adapter(LlamaConfig)
+    class LlamaAdapter(ModelAdapter):
+        def config_fields(self, model):
+            ...  # read shapes, call self.uniform(...) / raise NotExpressibleError
+            return {"intermediate_size": ..., "num_key_value_heads": ...}
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import torch.nn as nn
+
+
+class NotExpressibleError(ValueError):
+    """The pruned model's structure has no faithful representation in its family's config."""
+
+
+class ModelAdapter:
+    """Base class: map a pruned model's module shapes to config fields.
+
+    Subclasses implement :meth:`config_fields`; :meth:`sync_config` writes them to
+    ``model.config``.  Helpers :meth:`uniform` and :meth:`require` turn shapes that the config
+    cannot express into :class:`NotExpressibleError` with the module paths in the message.
+    """
+
+    name: str = "model"
+
+    def config_fields(self, model: nn.Module) -> dict[str, Any]:
+        """Config field -> value that describe ``model``'s current (pruned) shapes."""
+        raise NotImplementedError
+
+    def sync_config(self, model: nn.Module) -> Any:
+        """Set ``model.config`` from the module shapes (all fields or none) and return it."""
+        fields = self.config_fields(model)
+        for key, value in fields.items():
+            setattr(model.config, key, value)
+        return model.config
+
+    def uniform(self, field: str, sizes: Mapping[str, int], remedy: str = "") -> int:
+        """The one value every module in ``sizes`` (path -> size) has, or a clear error."""
+        values = sorted(set(sizes.values()))
+        if len(values) == 1:
+            return values[0]
+        if not values:
+            raise NotExpressibleError(f"{self.name}: no modules found to read `{field}` from")
+        detail = ", ".join(f"{path}: {size}" for path, size in sizes.items())
+        raise NotExpressibleError(f"{self.name} config has a single `{field}` but the pruned layers differ "
+                                  f"({detail}); {remedy or 'prune every layer by the same amount'}")
+
+    def require(self, condition: bool, message: str) -> None:
+        """Raise :class:`NotExpressibleError` with ``message`` unless ``condition`` holds."""
+        if not condition:
+            raise NotExpressibleError(f"{self.name}: {message}")
+
+
+_ADAPTERS: dict[type, ModelAdapter] = {}
+
+
+def register_adapter(*config_classes: type) -> Callable[[type[ModelAdapter]], type[ModelAdapter]]:
+    """Class decorator: use this adapter for models whose ``config`` is one of ``config_classes``
+    (or a subclass; the nearest registered class in the config's MRO wins)."""
+
+    def decorate(cls: type[ModelAdapter]) -> type[ModelAdapter]:
+        instance = cls()
+        for config_class in config_classes:
+            _ADAPTERS[config_class] = instance
+        return cls
+
+    return decorate
+
+
+def registered_adapters() -> dict[type, ModelAdapter]:
+    """A copy of the registry: config class -> adapter."""
+    return dict(_ADAPTERS)
+
+
+def adapter_for(model: nn.Module) -> ModelAdapter:
+    """The adapter registered for ``type(model.config)``; a clear error when there is none."""
+    config = getattr(model, "config", None)
+    if config is None:
+        raise TypeError(f"{type(model).__name__} has no `config`: model adapters are for Hugging Face models")
+    for cls in type(config).__mro__:
+        if cls in _ADAPTERS:
+            return _ADAPTERS[cls]
+    known = ", ".join(sorted(c.__name__ for c in _ADAPTERS)) or "none"
+    raise NotExpressibleError(f"no model adapter for {type(config).__name__} (registered: {known}); "
+                              "add one with structprune.adapters.register_adapter")
+
+
+def sync_config(model: nn.Module) -> Any:
+    """Update ``model.config`` from its pruned module shapes with the registered adapter.
+
+    Example::
+
+        tp.pruner.MagnitudePruner(model, inputs, pruning_ratio=0.5, ignored_layers=[model.pooler]).step()
+        structprune.adapters.sync_config(model)      # model.config.intermediate_size == 768
+    """
+    return adapter_for(model).sync_config(model)
