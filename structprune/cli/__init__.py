@@ -26,6 +26,7 @@ import torch
 from structprune.cli import inspect_command  # noqa: F401,I001
 from structprune.cli import prune_command  # noqa: F401
 from structprune.cli import bench_command  # noqa: F401
+from structprune.cli import demo
 from structprune.cli.commands import COMMANDS
 from structprune.cli.console import Console
 from structprune.cli.errors import CliError
@@ -46,24 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for cmd in COMMANDS.values():
         cmd.arguments(sub.add_parser(cmd.name, help=cmd.help, description=cmd.help))
-    _add_demo(sub.add_parser("demo", help="prune a real pretrained model end to end and report"))
+    demo.add_demo_arguments(sub.add_parser("demo", help="prune a real pretrained model end to end and report"))
     return parser
-
-
-def _add_demo(parser: argparse.ArgumentParser) -> None:
-    """The demo declares its own options in :func:`structprune.cli.demo.add_demo_arguments`."""
-    from structprune.cli import demo
-
-    if hasattr(demo, "add_demo_arguments"):
-        demo.add_demo_arguments(parser)
-    else:  # the first demo, which took only a ratio
-        parser.add_argument("--ratio", type=float, default=0.5, help="fraction of channels to remove per group")
-
-
-def _run_demo(args: argparse.Namespace) -> int:
-    from structprune.cli import demo
-
-    return int((demo.run_demo(args) if hasattr(demo, "add_demo_arguments") else demo.run_demo(args.ratio)) or 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,10 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     if args.command == "demo":
-        return _run_demo(args)
+        return int(demo.run_demo(args) or 0)
     console = Console(quiet=args.quiet, json_mode=args.json)
     try:
-        with _library_logging(console.quiet), _threads(args.threads):
+        with _library_logging(), _threads(args.threads):
             result = COMMANDS[args.command].run(args, console)
     except CliError as error:
         print(f"structprune {args.command}: error: {error}", file=sys.stderr)
@@ -99,14 +84,14 @@ def _threads(count: int | None) -> Iterator[None]:
 
 
 @contextmanager
-def _library_logging(quiet: bool) -> Iterator[None]:
-    """Show the library's warnings (and errors only under --quiet) on stderr for this run."""
+def _library_logging() -> Iterator[None]:
+    """Show the library's warnings on stderr for this run (stdout stays clean for --json)."""
     logger = logging.getLogger("structprune")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("structprune: %(message)s"))
     level = logger.level
     logger.addHandler(handler)
-    logger.setLevel(logging.ERROR if quiet else logging.WARNING)
+    logger.setLevel(logging.WARNING)
     try:
         yield
     finally:

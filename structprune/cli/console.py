@@ -28,6 +28,10 @@ class Console:
         if not self.quiet:
             print(text, file=self.stream)
 
+    def warn(self, text: str) -> None:
+        """A warning on stderr (shown even under ``--quiet`` / ``--json``)."""
+        print(f"structprune: warning: {text}", file=sys.stderr)
+
     def table(self, title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """A table of results (left out under ``--json``)."""
         if self.json_mode:

@@ -117,6 +117,10 @@ def report(loaded: LoadedModel, shape: tuple[int, ...], before: dict, after: dic
            args: argparse.Namespace, console: Console) -> dict[str, Any]:
     """Print the before/after and width tables, draw the plot; return the JSON result."""
     layers = compare_widths(before["widths"], after["widths"])
+    if (after["params"], after["macs"]) == (before["params"], before["macs"]):
+        console.warn("nothing was pruned: no group could shrink under these options (e.g. --round-to above a "
+                     "group's size, everything ignored, or a criterion with no scores for this model, such as "
+                     "bn without BatchNorm layers)")
     metric_table(console, f"{loaded.label} pruned ({args.importance})", ["before", "after"], [before, after])
     width_table(console, layers)
     if args.plot:

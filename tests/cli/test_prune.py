@@ -134,3 +134,11 @@ def test_pruning_a_pruned_file_again(cli, tiny_spec, tmp_path):
     assert second["input_shape"] == [1, 3, 8, 8]  # recorded in the first file
     assert second["before"]["params"] == first["after"]["params"] > second["after"]["params"]
     assert widths(second)["block.0"] == 12
+
+
+def test_nothing_pruned_is_a_warning(cli, bert_dir, tmp_path):
+    run = cli("prune", f"hf:{bert_dir}", "--ratio", "0.5", "--importance", "bn", "--out", tmp_path / "b.pt",
+              "--input-shape", "1,16", "--json", *FAST)
+    assert run.code == 0
+    assert run.json["after"]["params"] == run.json["before"]["params"]
+    assert "warning: nothing was pruned" in run.stderr
