@@ -89,7 +89,7 @@ def collect_size_attributes(graph) -> list[SizeAttribute]:
             for module, name in value.sources:
                 entry = found.setdefault((id(module), name), SizeAttribute(module, name, []))
                 for k, axis in _sized_axes(node, value):
-                    entry.classes.append(graph.solution.expand(graph.value_dims[node.outputs[k]][axis]))
+                    entry.classes.append(graph.dim_classes(node.outputs[k], axis))
     return [a for a in found.values() if a.classes]
 
 

@@ -59,11 +59,11 @@ def _reads_before(graph, node: Node):
     for r in graph.trace.shape_reads:
         if r.position <= node.index and r.scope == node.scope and r.value in graph.value_dims:
             for a in r.axes:
-                yield r.value.shape[a], graph.solution.expand(graph.value_dims[r.value][a])
+                yield r.value.shape[a], graph.dim_classes(r.value, a)
 
 
 def _check_dim(graph, node: Node, axis: int, size: int) -> None:
-    units = free_units(graph, graph.solution.expand(graph.value_dims[node.outputs[0]][axis]))
+    units = free_units(graph, graph.dim_classes(node.outputs[0], axis))
     if not isinstance(size, TracedInt):
         sources = [free_units(graph, c) for n, c in _reads_before(graph, node) if n == size]
         if any(s == units for s in sources):

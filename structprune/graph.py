@@ -67,6 +67,7 @@ class DependencyGraph:
         self.unhandled: list[Node] = ctx.unhandled
         self.solution = ctx.atoms.solve()
         self.value_dims = ctx.value_dims
+        self._dim_classes: dict[tuple[int, int], torch.Tensor] = {}
         self.dead = torch.zeros(len(self.solution.root), dtype=torch.bool)
         self.size_attributes = collect_size_attributes(self)
         pin_conflicting_attributes(self, self.size_attributes)
@@ -102,6 +103,14 @@ class DependencyGraph:
         for t in targets:
             t.groups = self._groups_in(t.classes)
         return [t for t in targets if t.groups or t.is_layer]
+
+    def dim_classes(self, value, axis: int) -> torch.Tensor:
+        """The expanded unit classes of dim ``axis`` of traced tensor ``value`` (cached)."""
+        key = (value.index, axis)
+        cached = self._dim_classes.get(key)
+        if cached is None:
+            cached = self._dim_classes[key] = self.solution.expand(self.value_dims[value][axis])
+        return cached
 
     def _groups_in(self, classes: torch.Tensor) -> set[int]:
         c = classes[classes >= 0].unique()

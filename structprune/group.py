@@ -211,9 +211,8 @@ class Group:
 
     def _op_removal(self, op: OpTarget, remove: torch.Tensor) -> list[int]:
         for value in op.node.outputs:
-            for atoms in self.graph.value_dims.get(value, []):
-                classes = self.graph.solution.expand(atoms)
-                t = Target(nn.Module(), "", "out", classes)
+            for axis in range(len(self.graph.value_dims.get(value, []))):
+                t = Target(nn.Module(), "", "out", self.graph.dim_classes(value, axis))
                 removed = t.removal(self.graph.dead, remove)
                 if removed:
                     return removed
@@ -278,8 +277,8 @@ def _op_carrier(graph, gids: set[int]) -> Callable[[Node], bool]:
 
     def carries(node: Node) -> bool:
         for value in node.outputs:
-            for atoms in graph.value_dims.get(value, []):
-                classes = sol.expand(atoms)
+            for axis in range(len(graph.value_dims.get(value, []))):
+                classes = graph.dim_classes(value, axis)
                 c = classes[classes >= 0]
                 c = c[~sol.pinned[c] & ~graph.dead[c]]
                 if c.numel() and bool(torch.isin(sol.group_of[c], torch.tensor(sorted(gids))).any()):

@@ -224,6 +224,9 @@ class _Solver:
         if self.conflicting.numel():
             self.table.reasons.append("reshaped in two incompatible ways")
             pins.append((self.conflicting, len(self.table.reasons) - 1))
+            for _, defined, comps in self._stacked_definitions():  # every factorisation of them
+                rows = torch.isin(root[defined], self.conflicting)
+                pins.append((comps[rows].reshape(-1), len(self.table.reasons) - 1))
         for atoms, rid in reversed(pins):  # the first reason given wins
             reason[root[atoms]] = rid
         # A pinned product pins all its components: removing any of them would remove it.
