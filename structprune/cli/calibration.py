@@ -104,6 +104,16 @@ def accumulate_gradients(model: nn.Module, batches: list[Any], importance: Any, 
         for batch in progress(batches):
             if per_batch:
                 model.zero_grad(set_to_none=True)
-            loss_fn(run_forward(model, batch)).backward()
+            loss_fn(_forward(model, batch)).backward()
             if per_batch:
                 importance.accumulate_grad(model)
+
+
+def _forward(model: nn.Module, batch: Any) -> Any:
+    try:
+        return run_forward(model, batch)
+    except Exception as error:  # calibration data that does not fit the model
+        shape = tuple(batch["input_ids"].shape if isinstance(batch, dict) else batch.shape)
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CliError(f"--calib data of shape {','.join(map(str, shape))} does not fit the model "
+                       f"({type(error).__name__}: {reason})") from None

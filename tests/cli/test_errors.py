@@ -83,3 +83,13 @@ def test_file_that_is_not_a_pruned_model(cli, tmp_path):
     for name, message in (("plain.pt", "has no model spec"), ("text.pt", "not a model file")):
         run = cli("bench", tmp_path / name)
         assert run.code == 2 and message in run.stderr
+
+
+def test_calibration_data_that_does_not_fit(cli, tiny_spec, tmp_path):
+    import torch
+
+    torch.save(torch.randn(4, 5, 8, 8), tmp_path / "calib.pt")
+    run = cli("prune", tiny_spec, "--ratio", "0.5", "--importance", "taylor", "--calib", tmp_path / "calib.pt",
+              "--out", tmp_path / "x.pt", "--input-shape", "1,3,8,8", *FAST)
+    assert run.code == 2 and "--calib data of shape 1,5,8,8 does not fit the model" in run.stderr
+    assert "Traceback" not in run.stderr
