@@ -1,0 +1,1 @@
+"""Benchmarks: scripts with ``--help`` that print a table and write JSON (see ``prunability.py``)."""

@@ -1,0 +1,106 @@
+"""Prunability benchmark: prune every model of a suite by 50% with the default pruner, no hints.
+
+Each model runs in its own subprocess with a time limit.  A model passes when the pruned model
+runs, every output keeps its shape, and both parameters and MACs went down.  Writes
+``results/<suite>.json`` and ``results/<suite>.md`` and prints the table.
+
+Examples::
+
+    python -m benchmarks.prunability --suite torchvision --jobs 2
+    python -m benchmarks.prunability --suite timm --models resnet18 vit_tiny_patch16_224
+    python -m benchmarks.prunability --suite hf --list
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from benchmarks.report import markdown_table, summary_line
+
+RESULTS = Path(__file__).parent / "results"
+MARKER = "@@RESULT@@"
+
+
+def run_one(suite: str, name: str, threads: int) -> dict:
+    """Run one case in this process and return its row (used by the subprocess)."""
+    import torch
+
+    from benchmarks.check import run_case
+    from benchmarks.suites import find
+
+    torch.set_num_threads(threads)
+    return run_case(find(suite, name)).to_dict()
+
+
+def run_isolated(suite: str, name: str, group: str, timeout: float, threads: int) -> dict:
+    """Run one case in a fresh interpreter; a crash or timeout becomes a failed row."""
+    cmd = [sys.executable, "-m", "benchmarks.prunability", "--suite", suite, "--one", name, "--threads", str(threads)]
+    root = Path(__file__).resolve().parent.parent
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=root)
+    except subprocess.TimeoutExpired:
+        return {"name": name, "group": group, "ok": False, "reason": f"timed out after {timeout:.0f} s"}
+    for line in done.stdout.splitlines():
+        if line.startswith(MARKER):
+            return json.loads(line[len(MARKER):])
+    tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"name": name, "group": group, "ok": False, "reason": f"crashed (exit {done.returncode}): {tail}"[:300]}
+
+
+def run_suite(suite: str, names: list[str] | None, jobs: int, timeout: float, threads: int) -> list[dict]:
+    from benchmarks.suites import cases
+
+    chosen = [c for c in cases(suite) if not names or c.name in names]
+    rows: list[dict] = []
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(run_isolated, suite, c.name, c.group, timeout, threads) for c in chosen]
+        for future in futures:
+            row = future.result()
+            rows.append(row)
+            status = "ok  " if row["ok"] else "FAIL"
+            print(f"{status} {row['name']:<40} {row.get('total_s', '')!s:>7} {row['reason']}", flush=True)
+    return rows
+
+
+def write_results(suite: str, rows: list[dict], out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{suite}.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (out_dir / f"{suite}.md").write_text(markdown_table(suite, rows))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suite", choices=["torchvision", "timm", "hf"], required=True)
+    parser.add_argument("--models", nargs="*", help="only these model names")
+    parser.add_argument("--jobs", type=int, default=2, help="models run in parallel (default 2)")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per model (default 600)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per model (default 1)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where JSON and Markdown go")
+    parser.add_argument("--list", action="store_true", help="list the suite's models and exit")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.one:
+        print(MARKER + json.dumps(run_one(args.suite, args.one, args.threads)), flush=True)
+        return
+    if args.list:
+        from benchmarks.suites import cases
+        print("\n".join(f"{c.name}  ({c.group})" for c in cases(args.suite)))
+        return
+    rows = run_suite(args.suite, args.models, args.jobs, args.timeout, args.threads)
+    if not args.models:
+        write_results(args.suite, rows, args.out)
+    print(summary_line(args.suite, rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""Markdown tables and one-line summaries of prunability results."""
+
+from __future__ import annotations
+
+
+def _millions(n: int | None) -> str:
+    return f"{n / 1e6:.2f}" if n else "-"
+
+
+def _giga(n: int | None) -> str:
+    return f"{n / 1e9:.3f}" if n else "-"
+
+
+def summary_line(suite: str, rows: list[dict]) -> str:
+    """``"torchvision: 109/109 prune ..."`` with a per-group breakdown."""
+    groups: dict[str, list[int]] = {}
+    for row in rows:
+        tally = groups.setdefault(row.get("group") or suite, [0, 0])
+        tally[0] += bool(row["ok"])
+        tally[1] += 1
+    passed = sum(bool(r["ok"]) for r in rows)
+    parts = ", ".join(f"{g} {p}/{n}" for g, (p, n) in sorted(groups.items()))
+    return f"{suite}: {passed}/{len(rows)} prune, run and keep their output shapes ({parts})"
+
+
+def markdown_table(suite: str, rows: list[dict]) -> str:
+    """The full table: one row per model, failures with their one-line reason."""
+    lines = [f"# Prunability: {suite}", "", summary_line(suite, rows), "",
+             "50% of every group's channels removed by `MagnitudePruner(pruning_ratio=0.5)`, no ignored layers.", "",
+             "| model | group | ok | params M (before -> after) | GMACs (before -> after) | build s | total s "
+             "| refused groups | unhandled ops | reason |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r.get("group", ""), r["name"])):
+        params = f"{_millions(r.get('params_before'))} -> {_millions(r.get('params_after'))}"
+        macs = f"{_giga(r.get('macs_before'))} -> {_giga(r.get('macs_after'))}"
+        ops = ", ".join(r.get("unhandled_ops", [])) or "-"
+        reason = (r.get("reason") or r.get("first_refusal") or "").replace("|", "\\|")
+        lines.append(f"| {r['name']} | {r.get('group', '')} | {'yes' if r['ok'] else '**no**'} | {params} | {macs} "
+                     f"| {r.get('build_s', '-')} | {r.get('total_s', '-')} | {r.get('groups_refused', 0)} "
+                     f"| {ops} | {reason} |")
+    return "\n".join(lines) + "\n"
