@@ -24,7 +24,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vision", action="store_true", help="the Fashion-MNIST ResNet demo instead of MiniLM")
     parser.add_argument("--speedup", type=float, default=2.0, help="prune until MACs fall this many times")
     parser.add_argument("--steps", type=int, default=None,
-                        help="distillation steps (MiniLM, default 300) or fine-tune epochs x 100 (vision)")
+                        help="distillation steps (MiniLM, default 200) or fine-tune epochs x 100 (vision)")
     parser.add_argument("--out", type=Path, default=Path("minilm-pruned"),
                         help="where the pruned MiniLM is saved (a from_pretrained folder)")
     parser.add_argument("--epochs", type=float, default=None, help="vision: training epochs (default 2)")

@@ -36,6 +36,19 @@ def distillation_loss(student_states: torch.Tensor, teacher_states: torch.Tensor
     return token_mse + embedding_weight * (1.0 - cos).mean()
 
 
+def length_bucketed_batches(texts: Sequence[str], batch_size: int, seed: int = 0, bucket: int = 16) -> list[list[int]]:
+    """Index batches of texts of similar length (less padding): shuffle, sort each run of
+    ``bucket`` batches by length, cut, shuffle the batches."""
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(texts), generator=generator).tolist()
+    span = batch_size * bucket
+    batches = []
+    for start in range(0, len(order), span):
+        chunk = sorted(order[start:start + span], key=lambda i: len(texts[i]))
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
 def _schedule(steps: int) -> Callable[[int], float]:
     warmup = max(1, steps // 10)
     return lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
@@ -49,9 +62,7 @@ def distill(student: nn.Module, teacher: nn.Module, tokenize: Callable[[Sequence
     ``progress(iterable, total=...)`` wraps the step loop (e.g. ``tqdm``).  The teacher runs in
     eval mode without gradients; the student trains in train mode and is left in eval mode.
     """
-    generator = torch.Generator().manual_seed(config.seed)
-    order = torch.randperm(len(texts), generator=generator).tolist()
-    batches = itertools.cycle([order[i:i + config.batch_size] for i in range(0, len(order), config.batch_size)])
+    batches = itertools.cycle(length_bucketed_batches(texts, config.batch_size, config.seed))
     optimizer = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config.steps))
     teacher.eval()

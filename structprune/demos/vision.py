@@ -27,7 +27,7 @@ class VisionConfig:
     depth: int = 20
     epochs: float = 2.0
     finetune_epochs: float = 1.0
-    train_images: int = 20000
+    train_images: int = 30000
     speedup: float = 2.0
     batch_size: int = 128
     lr: float = 0.05
