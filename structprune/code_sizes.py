@@ -50,9 +50,39 @@ def pin_code_sized_dims(graph) -> None:
                 continue
             if node.op != "view" and node.op != "reshape" and node.inputs[0].shape[axis - out.ndim] == size:
                 continue  # expand keeps this dim as it is
-            if isinstance(size, TracedInt) and size.adaptive:
+            if _adapts(graph, size):
                 continue
             _check_dim(graph, node, axis, size)
+    _pin_fixed_split_sizes(graph)
+
+
+def _adapts(graph, size) -> bool:
+    """A size made only of attributes that pruning keeps in step (and of fixed factors)."""
+    if not isinstance(size, TracedInt) or not size.adaptive:
+        return False
+    tied = {(id(a.module), a.name) for a in graph.size_attributes}
+    return all((id(module), name) in tied for module, name in size.sources)
+
+
+SPLIT_OPS = {"split", "split_with_sizes", "unsafe_split", "tensor_split"}
+
+
+def _pin_fixed_split_sizes(graph) -> None:
+    """``torch.split(x, [16, 16, 32])`` or ``x.split(self.width // 2)``: sizes the code keeps after
+    pruning; the split dim's units are pinned unless every size follows pruning."""
+    from structprune.flow.rules.concat import _dim
+
+    for node in graph.trace.nodes:
+        if node.is_module or node.op not in SPLIT_OPS or not node.inputs:
+            continue
+        sections = node.arg(1, "split_size_or_sections", node.kwargs.get("split_size", node.kwargs.get("sections")))
+        sizes = list(sections) if isinstance(sections, (list, tuple)) else [sections]
+        if not all(isinstance(n, int) for n in sizes) or all(_adapts(graph, n) for n in sizes):
+            continue
+        src = node.inputs[0]
+        axis = _dim(node, 2, src.ndim)
+        units = free_units(graph, graph.dim_classes(src, axis))
+        pin_groups(graph, set(units), f"{node.describe()} splits dim {axis} into sizes {sizes} fixed in code")
 
 
 def _reads_before(graph, node: Node):
