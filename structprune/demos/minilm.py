@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -27,7 +27,7 @@ import structprune as tp
 from structprune.adapters import max_reload_difference, save_pretrained_pruned
 from structprune.demos.activation_importance import ActivationImportance, ffn_output_scores
 from structprune.demos.distill import DistillConfig, distill
-from structprune.demos.report import format_table, median_latency_ms
+from structprune.demos.report import format_table, interleaved_latency_ms
 from structprune.demos.text_metrics import cosine_agreement, embed_texts, recall_at_1
 from structprune.demos.wordnet import WORDNET_DIR, GlossSplit, load_glosses, split_glosses
 
@@ -68,7 +68,7 @@ class Measurement:
     stage: str
     params: int
     encoder_macs: int
-    latency_ms: float
+    latency_ms: float  # filled in by :func:`with_latencies` once every model exists
     recall: float
     agreement: float
 
@@ -90,17 +90,24 @@ class TextBench:
                                    return_tensors="pt"))
 
     def measure(self, stage: str, model: nn.Module) -> Measurement:
-        """Params, encoder MACs per sentence, latency of a 32-sentence batch, recall@1, agreement."""
+        """Params, encoder MACs per sentence, recall@1 and agreement (latency comes later)."""
         one = {k: v[:1] for k, v in self.example.items()}
         macs = tp.utils.count_ops_per_module(model, one)["encoder"][0]
         params = sum(p.numel() for p in model.parameters())
-        latency = median_latency_ms(lambda: model(**self.example), warmup=2, repeats=10)
         recall = recall_at_1(embed_texts(model, self.tokenize, self.definitions),
                              embed_texts(model, self.tokenize, self.words))
         held_out = embed_texts(model, self.tokenize, self.held_out)
         if self.reference is None:
             self.reference = held_out
-        return Measurement(stage, params, macs, latency, recall, cosine_agreement(held_out, self.reference))
+        return Measurement(stage, params, macs, float("nan"), recall, cosine_agreement(held_out, self.reference))
+
+    def with_latencies(self, rows: list[Measurement], models: list[nn.Module]) -> list[Measurement]:
+        """``rows`` with the latency of a 32-sentence batch through each row's model, timed in
+        alternation (rows of equal architecture may share a model)."""
+        unique = list({id(m): m for m in models}.values())
+        times = dict(zip([id(m) for m in unique],
+                         interleaved_latency_ms([lambda m=m: m(**self.example) for m in unique])))
+        return [replace(row, latency_ms=times[id(model)]) for row, model in zip(rows, models)]
 
 
 def prune_ffn(model: nn.Module, example: dict[str, torch.Tensor], speedup: float, round_to: int,
@@ -145,6 +152,7 @@ def run_text_demo(config: TextDemoConfig = TextDemoConfig(), progress: Callable 
     log(f"distilling from the unpruned model: {config.distill.steps} steps x {config.distill.batch_size} glosses")
     distill(student, teacher, bench.tokenize, train, config.distill, progress)
     rows.append(bench.measure("pruned + distilled", student))
+    rows = bench.with_latencies(rows, [teacher, student, student])  # distillation changes no shape
     save_pretrained_pruned(student, config.out_dir, tokenizer)
     reloaded = transformers.AutoModel.from_pretrained(config.out_dir)
     return rows, max_reload_difference(student, reloaded, bench.example)

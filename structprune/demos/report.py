@@ -10,16 +10,19 @@ import torch
 
 
 @torch.inference_mode()
-def median_latency_ms(run: Callable[[], Any], warmup: int = 3, repeats: int = 15) -> float:
-    """Median wall time of ``run()`` in milliseconds after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        run()
-    times = []
+def interleaved_latency_ms(runs: Sequence[Callable[[], Any]], warmup: int = 2, repeats: int = 10) -> list[float]:
+    """Median wall time (ms) of each callable, timed in alternation so that a change in machine
+    load during the measurement affects every model alike."""
+    for run in runs:
+        for _ in range(warmup):
+            run()
+    times: list[list[float]] = [[] for _ in runs]
     for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+        for run, record in zip(runs, times):
+            start = time.perf_counter()
+            run()
+            record.append((time.perf_counter() - start) * 1e3)
+    return [statistics.median(record) for record in times]
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
