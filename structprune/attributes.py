@@ -25,6 +25,7 @@ class SizeAttribute:
     module: nn.Module
     name: str
     classes: list[torch.Tensor]  # expanded classes of each output dim the attribute sized
+    fixed: bool = False  # it sized (by position) a dim whose units can never be removed
 
 
 def _traced_ints(obj) -> list[TracedInt]:
@@ -46,7 +47,7 @@ def _traced_ints(obj) -> list[TracedInt]:
     return found
 
 
-def _sized_axes(node: Node, value: TracedInt) -> list[tuple[int, int]]:
+def _sized_axes(node: Node, value: TracedInt) -> tuple[list[tuple[int, int]], bool]:
     """``(output, axis)`` pairs that attribute value ``value`` sized in this call.
 
     For reshape-like calls the sizes line up with the output dims, so the argument's position
@@ -56,10 +57,11 @@ def _sized_axes(node: Node, value: TracedInt) -> list[tuple[int, int]]:
 
     sizes = shape_args(node) if node.op in SHAPED_OPS else None
     if sizes is not None and len(sizes) == node.outputs[0].ndim:
-        return [(0, axis) for axis, s in enumerate(sizes) if s is value]
+        return [(0, axis) for axis, s in enumerate(sizes) if s is value], True
     if node.op == "__getitem__":
-        return [(0, axis) for axis, item in _sliced_axes(node) if item.stop is value and item.start is None]
-    return [(k, axis) for k, out in enumerate(node.outputs) for axis, size in enumerate(out.shape) if size == value]
+        return [(0, axis) for axis, item in _sliced_axes(node) if item.stop is value and item.start is None], True
+    return [(k, axis) for k, out in enumerate(node.outputs) for axis, size in enumerate(out.shape)
+            if size == value], False
 
 
 def _sliced_axes(node: Node) -> list[tuple[int, slice]]:
@@ -88,8 +90,11 @@ def collect_size_attributes(graph) -> list[SizeAttribute]:
         for value in _traced_ints((node.args, node.kwargs)):
             for module, name in value.sources:
                 entry = found.setdefault((id(module), name), SizeAttribute(module, name, []))
-                for k, axis in _sized_axes(node, value):
-                    entry.classes.append(graph.dim_classes(node.outputs[k], axis))
+                axes, exact = _sized_axes(node, value)
+                for k, axis in axes:
+                    classes = graph.dim_classes(node.outputs[k], axis)
+                    entry.classes.append(classes)
+                    entry.fixed |= exact and not free_units(graph, classes)
     return [a for a in found.values() if a.classes]
 
 
@@ -103,14 +108,14 @@ def pin_conflicting_attributes(graph, attributes: list[SizeAttribute]) -> None:
     """An attribute that sizes dims made of different units (``self.head_dim`` used for q/k, whose
     rotary halves are paired, and for v) cannot follow both: those units are pinned.
 
-    Dims that are entirely pinned (batch, tokens) are taken to match the attribute by chance.
+    An attribute that sized a dim which can never change (found by argument position) pins the
+    other dims it sizes; a pinned dim found only by equal size is taken to match by chance.
     """
-    solution = graph.solution
     conflicts = []
     for attr in attributes:
         unit_sets = {free_units(graph, c) for c in attr.classes} - {frozenset()}
         attr.classes = [c for c in attr.classes if free_units(graph, c)]
-        if len(unit_sets) > 1:
+        if len(unit_sets) > 1 or (attr.fixed and unit_sets):
             conflicts.append((attr, set().union(*unit_sets)))
     for attr, units in conflicts:
         pin_groups(graph, units, f"sized together by {type(attr.module).__name__}.{attr.name} with other dims")

@@ -31,12 +31,3 @@ def vit():
     model = TinyViT().eval()
     graph = tp.DependencyGraph().build_dependency(model, example_inputs=vit_inputs())
     return model, graph
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """One intra-op thread: small ops only get slower with more threads on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 import torch.nn as nn
 import torchvision
@@ -34,12 +33,3 @@ def classifier(model: nn.Module) -> list[nn.Module]:
 def kept_fractions(pruner) -> list[float]:
     """Remaining / initial units of every group the pruner may prune."""
     return [len(r.group(pruner.DG).units) / r.initial_units for r in pruner.records]
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """One intra-op thread: these tests run small ops, which extra threads only slow down."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
