@@ -67,6 +67,14 @@ def run_suite(suite: str, names: list[str] | None, jobs: int, timeout: float, th
     return rows
 
 
+def merge_rows(previous: Path, rows: list[dict]) -> list[dict]:
+    """The rows of an earlier run with these (re-run) models replaced."""
+    fresh = {r["name"]: r for r in rows}
+    old = json.loads(previous.read_text()) if previous.exists() else []
+    merged = [fresh.pop(r["name"], r) for r in old]
+    return merged + list(fresh.values())
+
+
 def write_results(suite: str, rows: list[dict], out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{suite}.json").write_text(json.dumps(rows, indent=1) + "\n")
@@ -82,6 +90,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=600, help="seconds per model (default 600)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per model (default 1)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where JSON and Markdown go")
+    parser.add_argument("--merge", action="store_true", help="with --models: update those rows of the saved results")
     parser.add_argument("--list", action="store_true", help="list the suite's models and exit")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -97,7 +106,9 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(f"{c.name}  ({c.group})" for c in cases(args.suite)))
         return
     rows = run_suite(args.suite, args.models, args.jobs, args.timeout, args.threads)
-    if not args.models:
+    if args.merge:
+        rows = merge_rows(args.out / f"{args.suite}.json", rows)
+    if not args.models or args.merge:
         write_results(args.suite, rows, args.out)
     print(summary_line(args.suite, rows))
 

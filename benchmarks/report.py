@@ -19,8 +19,12 @@ def summary_line(suite: str, rows: list[dict]) -> str:
         tally[0] += bool(row["ok"])
         tally[1] += 1
     passed = sum(bool(r["ok"]) for r in rows)
-    parts = ", ".join(f"{g} {p}/{n}" for g, (p, n) in sorted(groups.items()))
-    return f"{suite}: {passed}/{len(rows)} prune, run and keep their output shapes ({parts})"
+    parts = ", ".join(f"{g} {p}/{n}" for g, (p, n) in sorted(groups.items())) if len(groups) <= 12 else ""
+    line = f"{suite}: {passed}/{len(rows)} prune, run and keep their output shapes" + (f" ({parts})" if parts else "")
+    reloads = [r for r in rows if r.get("roundtrip")]
+    if reloads:
+        line += f"; save_pretrained/from_pretrained round trip {sum(r['roundtrip'] == 'ok' for r in reloads)}/{len(rows)}"
+    return line
 
 
 def markdown_table(suite: str, rows: list[dict]) -> str:
@@ -34,7 +38,10 @@ def markdown_table(suite: str, rows: list[dict]) -> str:
         params = f"{_millions(r.get('params_before'))} -> {_millions(r.get('params_after'))}"
         macs = f"{_giga(r.get('macs_before'))} -> {_giga(r.get('macs_after'))}"
         ops = ", ".join(r.get("unhandled_ops", [])) or "-"
-        reason = (r.get("reason") or r.get("first_refusal") or "").replace("|", "\\|")
+        reason = r.get("reason") or r.get("first_refusal") or ""
+        if r.get("roundtrip") not in (None, "", "ok"):
+            reason = f"{reason} round trip: {r['roundtrip']}".strip()
+        reason = reason.replace("|", "\\|")
         lines.append(f"| {r['name']} | {r.get('group', '')} | {'yes' if r['ok'] else '**no**'} | {params} | {macs} "
                      f"| {r.get('build_s', '-')} | {r.get('total_s', '-')} | {r.get('groups_refused', 0)} "
                      f"| {ops} | {reason} |")

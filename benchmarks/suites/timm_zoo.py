@@ -53,9 +53,8 @@ def _family(name: str) -> str:
 def _input_size(model, small: bool) -> tuple[int, int]:
     cfg = model.pretrained_cfg
     size = tuple(cfg["input_size"][1:])
-    patch_embed = getattr(model, "patch_embed", None)
-    if small and patch_embed is not None and getattr(patch_embed, "img_size", None) is not None:
-        return tuple(patch_embed.img_size)
+    if small:
+        return SMALL_FIXED, SMALL_FIXED
     if cfg.get("fixed_input_size", False):
         return size
     return min(IMAGE, size[0]), min(IMAGE, size[1])

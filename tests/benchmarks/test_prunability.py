@@ -63,8 +63,8 @@ def test_failures_are_reported_not_raised():
 
 def test_table_and_summary():
     rows = [{"name": "a", "group": "g", "ok": True, "reason": ""},
-            {"name": "b", "group": "g", "ok": False, "reason": "x | y"}]
-    assert summary_line("s", rows).startswith("s: 1/2")
+            {"name": "b", "group": "g", "ok": False, "reason": "x | y", "roundtrip": "bad"}]
+    assert summary_line("s", rows).startswith("s: 1/2") and "round trip 0/2" in summary_line("s", rows)
     table = markdown_table("s", rows)
     assert "| b | g | **no** |" in table and "x \\| y" in table
 
