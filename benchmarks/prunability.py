@@ -20,6 +20,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script or with -m
+
 from benchmarks.report import markdown_table, summary_line
 
 RESULTS = Path(__file__).parent / "results"

@@ -59,7 +59,7 @@ def _sized_axes(node: Node, value: TracedInt) -> tuple[list[tuple[int, int]], bo
     if sizes is not None and len(sizes) == node.outputs[0].ndim:
         return [(0, axis) for axis, s in enumerate(sizes) if s is value], True
     if node.op == "__getitem__":
-        return [(0, axis) for axis, item in _sliced_axes(node) if item.stop is value and item.start is None], True
+        return [(0, axis) for axis, item in _sliced_axes(node) if item.stop is value and item.start in (None, 0)], True
     return [(k, axis) for k, out in enumerate(node.outputs) for axis, size in enumerate(out.shape)
             if size == value], False
 
