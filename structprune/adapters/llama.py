@@ -1,0 +1,114 @@
+"""Llama-style decoders (Llama, Mistral, Qwen2, Gemma, Phi-3): sizes from the pruned modules.
+
+These configs carry an explicit ``head_dim`` (the modeling code reads
+``getattr(config, "head_dim", hidden_size // num_attention_heads)``), so the attention width
+``num_attention_heads * head_dim`` may differ from ``hidden_size``: pruning the residual stream,
+whole query heads or whole key/value heads is expressible.  Not expressible, and refused:
+
+* FFN widths that differ between layers (one ``intermediate_size``), likewise head counts;
+* pruned head dims (the rotary tables and the ``head_dim ** -0.5`` scaling are rebuilt from
+  ``head_dim``, so the reloaded model would compute something else);
+* a pruned hidden size in Gemma, whose embedding scale ``sqrt(hidden_size)`` is rebuilt from the
+  config.
+
+Phi-3 fuses q/k/v into ``qkv_proj`` and gate/up into ``gate_up_proj``; the layout is
+``[q | k | v]`` and ``[gate | up]``, read back with the head counts.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch.nn as nn
+
+from structprune.adapters.base import ModelAdapter, register_adapter
+
+try:
+    import transformers
+except ImportError:  # transformers is optional
+    transformers = None
+
+_HEAD_DIM_REMEDY = ("the rotary tables and the attention scaling are rebuilt from head_dim; prune whole heads "
+                    "(prune_head_dims=False) or keep the model in memory / save it with structprune.save")
+
+
+class LlamaStyleAdapter(ModelAdapter):
+    """Config fields of a (pruned) Llama-style decoder, bare or with a task head."""
+
+    name = "Llama-style config"
+
+    def config_fields(self, model: nn.Module) -> dict[str, Any]:
+        self.name = type(model.config).__name__
+        base = getattr(model, "base_model", model)
+        layers = list(base.layers)
+        hidden = base.embed_tokens.embedding_dim
+        self._check_embedding(base, hidden)
+        shapes = {f"layers.{i}": self._layer_shape(f"layers.{i}", layer, hidden) for i, layer in enumerate(layers)}
+        fields = {"hidden_size": hidden, "num_hidden_layers": len(layers)}
+        for field in ("head_dim", "num_attention_heads", "num_key_value_heads", "intermediate_size"):
+            fields[field] = self.uniform(field, {path: shape[field] for path, shape in shapes.items()},
+                                         remedy="prune every layer by the same ratio (no global ranking)")
+        if not hasattr(model.config, "head_dim") and fields["head_dim"] * fields["num_attention_heads"] == hidden:
+            del fields["head_dim"]  # implied (Qwen2, Mistral and Phi-3 configs only read head_dim when set)
+        return fields
+
+    def _check_embedding(self, base: nn.Module, hidden: int) -> None:
+        scale = getattr(base.embed_tokens, "scalar_embed_scale", None)
+        if scale is not None:  # Gemma multiplies the embeddings by sqrt(hidden_size), rebuilt from the config
+            self.require(math.isclose(scale, hidden ** 0.5),
+                         f"the embeddings are scaled by {scale:.4f} = sqrt(original hidden_size), but the pruned "
+                         f"hidden_size {hidden} would reload with sqrt({hidden}) = {hidden ** 0.5:.4f}; keep the "
+                         "hidden size (ignore the embeddings) or keep the model in memory")
+
+    def _layer_shape(self, path: str, layer: nn.Module, hidden: int) -> dict[str, int]:
+        attention, mlp = layer.self_attn, layer.mlp
+        head_dim = attention.head_dim
+        self.require(math.isclose(attention.scaling, head_dim ** -0.5),
+                     f"{path}.self_attn had its head dims pruned (scaling {attention.scaling:.4f} is not "
+                     f"head_dim ** -0.5 for head_dim {head_dim}); {_HEAD_DIM_REMEDY}")
+        q_width, kv_width = self._attention_widths(path, attention)
+        self.require(q_width % head_dim == 0 and kv_width % head_dim == 0,
+                     f"{path}.self_attn widths q {q_width} / kv {kv_width} are not whole heads of {head_dim}; "
+                     + _HEAD_DIM_REMEDY)
+        heads, kv_heads = q_width // head_dim, kv_width // head_dim
+        self.require(kv_heads > 0 and heads % kv_heads == 0 and attention.num_key_value_groups == heads // kv_heads,
+                     f"{path}.self_attn keeps {heads} query heads for {kv_heads} key/value heads, but groups "
+                     f"{attention.num_key_value_groups} query heads per key/value head")
+        self.require(attention.o_proj.in_features == q_width and attention.o_proj.out_features == hidden,
+                     f"{path}.self_attn.o_proj is {attention.o_proj.in_features} -> {attention.o_proj.out_features}, "
+                     f"expected {q_width} -> {hidden}")
+        ffn = self._ffn_width(path, mlp, hidden)
+        return {"head_dim": head_dim, "num_attention_heads": heads, "num_key_value_heads": kv_heads,
+                "intermediate_size": ffn}
+
+    def _attention_widths(self, path: str, attention: nn.Module) -> tuple[int, int]:
+        if hasattr(attention, "qkv_proj"):  # Phi-3: [q | k | v]; q width from the kv heads kept in the module
+            kv_width = attention.num_key_value_heads * attention.head_dim
+            q_width = attention.qkv_proj.out_features - 2 * kv_width
+            self.require(q_width == attention.o_proj.in_features,
+                         f"{path}.self_attn.qkv_proj width {attention.qkv_proj.out_features} does not split into "
+                         f"q {attention.o_proj.in_features} + 2 x kv {kv_width}")
+            return q_width, kv_width
+        k, v = attention.k_proj.out_features, attention.v_proj.out_features
+        self.require(k == v, f"{path}.self_attn has key width {k} but value width {v}")
+        return attention.q_proj.out_features, k
+
+    def _ffn_width(self, path: str, mlp: nn.Module, hidden: int) -> int:
+        if hasattr(mlp, "gate_up_proj"):  # Phi-3: [gate | up]
+            fused = mlp.gate_up_proj.out_features
+            self.require(fused % 2 == 0 and fused // 2 == mlp.down_proj.in_features,
+                         f"{path}.mlp.gate_up_proj width {fused} is not 2 x down_proj input {mlp.down_proj.in_features}")
+        else:
+            widths = {"gate_proj": mlp.gate_proj.out_features, "up_proj": mlp.up_proj.out_features,
+                      "down_proj": mlp.down_proj.in_features}
+            self.require(len(set(widths.values())) == 1, f"{path}.mlp has widths {widths}")
+        self.require(mlp.down_proj.out_features == hidden,
+                     f"{path}.mlp.down_proj writes {mlp.down_proj.out_features} features into hidden size {hidden}")
+        return mlp.down_proj.in_features
+
+
+_CONFIGS = ("LlamaConfig", "MistralConfig", "Qwen2Config", "GemmaConfig", "Phi3Config")
+if transformers is not None:
+    register_adapter(*(getattr(transformers, name) for name in _CONFIGS if hasattr(transformers, name)))(
+        LlamaStyleAdapter)
