@@ -1,0 +1,75 @@
+"""Shape checks shared by the transformer adapters: attention blocks and feed-forward blocks.
+
+Every helper takes the adapter (for :meth:`~.base.ModelAdapter.require`, so errors name the
+config class) and a module path for the message.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch.nn as nn
+
+from structprune.adapters.base import ModelAdapter
+
+DERIVED_HEAD_SIZE = ("this config derives the head size as hidden / heads, so the attention must stay exactly "
+                     "as wide as the hidden size: keep the hidden size (ignore the embeddings) and prune FFN "
+                     "neurons only, or keep the model in memory / save it with structprune.save")
+
+
+def out_width(module: nn.Module) -> int:
+    """Output features of a ``nn.Linear`` or a GPT-2 style ``Conv1D`` (weight ``in x out``)."""
+    return module.out_features if isinstance(module, nn.Linear) else module.weight.shape[1]
+
+
+def in_width(module: nn.Module) -> int:
+    """Input features of a ``nn.Linear`` or a GPT-2 style ``Conv1D``."""
+    return module.in_features if isinstance(module, nn.Linear) else module.weight.shape[0]
+
+
+def attention_heads(adapter: ModelAdapter, path: str, projections: dict[str, nn.Module], output: nn.Module,
+                    hidden: int, head_dim: int, scaling: float | None = None,
+                    free_head_dim: bool = False) -> int:
+    """Number of heads of an attention block whose q/k/v ``projections`` write ``head_dim``-wide heads
+    and whose ``output`` projection writes the ``hidden``-wide residual stream.
+
+    ``free_head_dim``: the config has its own ``head_dim`` field (heads x head_dim may differ from
+    hidden); otherwise the width must equal ``hidden``.  ``scaling`` (when the block scales by
+    ``head_dim ** -0.5``) catches pruned head dims, which no config rebuilds.
+    """
+    widths = {name: out_width(module) for name, module in projections.items()}
+    adapter.require(len(set(widths.values())) == 1, f"{path} has projection widths {widths}")
+    width = next(iter(widths.values()))
+    if scaling is not None:
+        adapter.require(math.isclose(scaling, head_dim ** -0.5),
+                        f"{path} had its head dims pruned (scaling {scaling:.4f} is not head_dim ** -0.5 for "
+                        f"head_dim {head_dim}); the config rebuilds the scaling from the head size: prune whole "
+                        "heads or FFN neurons only")
+    adapter.require(width % head_dim == 0, f"{path} width {width} is not a whole number of {head_dim}-wide heads")
+    adapter.require(in_width(output) == width and out_width(output) == hidden,
+                    f"{path} output projection is {in_width(output)} -> {out_width(output)}, "
+                    f"expected {width} -> {hidden}")
+    if not free_head_dim:
+        adapter.require(width == hidden, f"{path} keeps {width // head_dim} heads x {head_dim} = {width} in "
+                                         f"hidden size {hidden}; {DERIVED_HEAD_SIZE}")
+    return width // head_dim
+
+
+def ffn_width(adapter: ModelAdapter, path: str, up: nn.Module, down: nn.Module, hidden: int) -> int:
+    """Neurons of a feed-forward block ``down(act(up(x)))`` on a ``hidden``-wide stream."""
+    adapter.require(out_width(up) == in_width(down) and out_width(down) == hidden,
+                    f"{path} is {in_width(up)} -> {out_width(up)} / {in_width(down)} -> {out_width(down)} "
+                    f"on hidden size {hidden}")
+    return out_width(up)
+
+
+def unchanged_scale(adapter: ModelAdapter, scaled: bool, hidden: int, original: int) -> None:
+    """Refuse a pruned hidden size when embeddings are scaled by ``sqrt(hidden)`` rebuilt from the config."""
+    adapter.require(not scaled or hidden == original,
+                    f"the embeddings are scaled by sqrt({original}) but would reload scaled by sqrt({hidden}); "
+                    "keep the hidden size or keep the model in memory")
+
+
+def uniform_ffn(adapter: ModelAdapter, field: str, sizes: dict[str, int]) -> int:
+    """:meth:`~.base.ModelAdapter.uniform` with the usual remedy."""
+    return adapter.uniform(field, sizes, remedy="prune every layer by the same ratio (no global ranking)")

@@ -1,0 +1,103 @@
+"""BERT-like encoders (RoBERTa, DistilBERT, ALBERT) and ViT: sizes from the pruned modules.
+
+RoBERTa, DistilBERT and ALBERT derive the head size as ``hidden / heads``: their attention must
+stay exactly hidden-wide, so only FFN neurons (and, in ALBERT, the factorised embedding size)
+can be pruned and saved.  ViT's config reads an explicit ``head_dim``, so a pruned hidden size
+with the attention kept wider is expressible there.  Pruned head dims are refused everywhere
+(the ``head_dim ** -0.5`` scaling is rebuilt from the config).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.nn as nn
+
+from structprune.adapters.base import ModelAdapter, register_adapter
+from structprune.adapters.bert import BertAdapter
+from structprune.adapters.common import attention_heads, ffn_width, uniform_ffn
+
+try:
+    import transformers
+except ImportError:  # transformers is optional
+    transformers = None
+
+
+class RobertaAdapter(BertAdapter):
+    """RoBERTa has BERT's module layout and config fields."""
+
+    name = "RobertaConfig"
+
+
+class DistilBertAdapter(ModelAdapter):
+    """``dim``, ``hidden_dim``, ``n_heads``, ``n_layers`` of a (pruned) DistilBERT."""
+
+    name = "DistilBertConfig"
+
+    def config_fields(self, model: nn.Module) -> dict[str, Any]:
+        base = getattr(model, "base_model", model)
+        hidden = base.embeddings.word_embeddings.embedding_dim
+        heads, ffn = {}, {}
+        for i, layer in enumerate(base.transformer.layer):
+            path, attn = f"transformer.layer.{i}", layer.attention
+            heads[path] = attention_heads(self, path + ".attention", {"q": attn.q_lin, "k": attn.k_lin, "v": attn.v_lin},
+                                          attn.out_lin, hidden, attn.attention_head_size, attn.scaling)
+            ffn[path + ".ffn"] = ffn_width(self, path + ".ffn", layer.ffn.lin1, layer.ffn.lin2, hidden)
+        return {"dim": hidden, "n_heads": self.uniform("n_heads", heads), "hidden_dim": uniform_ffn(self, "hidden_dim", ffn),
+                "n_layers": len(base.transformer.layer)}
+
+
+class AlbertAdapter(ModelAdapter):
+    """``embedding_size``, ``hidden_size``, ``intermediate_size``, ``num_attention_heads`` of ALBERT
+    (its layers are shared: one module per layer group)."""
+
+    name = "AlbertConfig"
+
+    def config_fields(self, model: nn.Module) -> dict[str, Any]:
+        base = getattr(model, "base_model", model)
+        mapping = base.encoder.embedding_hidden_mapping_in
+        hidden = mapping.out_features
+        heads, ffn = {}, {}
+        for g, group in enumerate(base.encoder.albert_layer_groups):
+            for j, layer in enumerate(group.albert_layers):
+                path, attn = f"encoder.albert_layer_groups.{g}.albert_layers.{j}", layer.attention
+                heads[path] = attention_heads(self, path + ".attention", {"q": attn.query, "k": attn.key,
+                                                                          "v": attn.value},
+                                              attn.dense, hidden, attn.attention_head_size, attn.scaling)
+                ffn[path + ".ffn"] = ffn_width(self, path + ".ffn", layer.ffn, layer.ffn_output, hidden)
+        embedding = base.embeddings.word_embeddings.embedding_dim
+        self.require(mapping.in_features == embedding, f"encoder.embedding_hidden_mapping_in reads "
+                                                       f"{mapping.in_features} features, the embeddings are {embedding}")
+        return {"embedding_size": embedding, "hidden_size": hidden, "num_attention_heads": self.uniform("heads", heads),
+                "intermediate_size": uniform_ffn(self, "intermediate_size", ffn)}
+
+
+class ViTAdapter(ModelAdapter):
+    """``hidden_size``, ``head_dim``, ``num_attention_heads``, ``intermediate_size`` of a (pruned) ViT."""
+
+    name = "ViTConfig"
+
+    def config_fields(self, model: nn.Module) -> dict[str, Any]:
+        base = getattr(model, "base_model", model)
+        hidden = base.embeddings.cls_token.shape[-1]
+        heads, head_dims, ffn = {}, {}, {}
+        for i, layer in enumerate(base.layers):
+            path, attn = f"layers.{i}", layer.attention
+            heads[path] = attention_heads(self, path + ".attention", {"q": attn.q_proj, "k": attn.k_proj,
+                                                                      "v": attn.v_proj},
+                                          attn.o_proj, hidden, attn.head_dim, attn.scaling, free_head_dim=True)
+            head_dims[path] = attn.head_dim
+            ffn[path + ".mlp"] = ffn_width(self, path + ".mlp", layer.mlp.fc1, layer.mlp.fc2, hidden)
+        fields = {"hidden_size": hidden, "num_attention_heads": self.uniform("num_attention_heads", heads),
+                  "head_dim": self.uniform("head_dim", head_dims),
+                  "intermediate_size": uniform_ffn(self, "intermediate_size", ffn), "num_hidden_layers": len(heads)}
+        if not hasattr(model.config, "head_dim") and fields["head_dim"] * fields["num_attention_heads"] == hidden:
+            del fields["head_dim"]  # implied by hidden_size / num_attention_heads
+        return fields
+
+
+if transformers is not None:
+    register_adapter(transformers.RobertaConfig)(RobertaAdapter)
+    register_adapter(transformers.DistilBertConfig)(DistilBertAdapter)
+    register_adapter(transformers.AlbertConfig)(AlbertAdapter)
+    register_adapter(transformers.ViTConfig)(ViTAdapter)

@@ -1,0 +1,103 @@
+"""RoBERTa, DistilBERT, ALBERT, ViT adapters: prune -> save_pretrained -> from_pretrained, identical outputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+
+import structprune as tp  # noqa: E402
+from structprune.adapters import NotExpressibleError, save_pretrained_pruned, sync_config  # noqa: E402
+
+TEXT = dict(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+            max_position_embeddings=40, num_labels=3)
+
+
+def build(name: str):
+    torch.manual_seed(0)
+    if name == "roberta":
+        return transformers.RobertaForSequenceClassification(transformers.RobertaConfig(**TEXT, pad_token_id=1))
+    if name == "distilbert":
+        return transformers.DistilBertForSequenceClassification(transformers.DistilBertConfig(
+            vocab_size=64, dim=32, n_layers=2, n_heads=4, hidden_dim=64, max_position_embeddings=40, num_labels=3))
+    if name == "albert":
+        return transformers.AlbertForSequenceClassification(transformers.AlbertConfig(**TEXT, embedding_size=16))
+    return transformers.ViTForImageClassification(transformers.ViTConfig(
+        image_size=16, patch_size=4, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=64, num_labels=3))
+
+
+def inputs(name: str):
+    torch.manual_seed(1)
+    if name == "vit":
+        return {"pixel_values": torch.rand(2, 3, 16, 16)}
+    return {"input_ids": torch.randint(3, 64, (2, 9))}
+
+
+def ffn_ups(model, name: str):
+    if name == "roberta":
+        return [layer.intermediate.dense for layer in model.roberta.encoder.layer]
+    if name == "distilbert":
+        return [layer.ffn.lin1 for layer in model.distilbert.transformer.layer]
+    return [layer.ffn for layer in model.albert.encoder.albert_layer_groups[0].albert_layers]
+
+
+def prune_ffn(model, name: str, keep: int = 40):
+    """Remove the FFN neurons from ``keep`` on in every layer (the hidden size stays)."""
+    graph = tp.DependencyGraph().build_dependency(model.eval(), example_inputs=inputs(name))
+    for up in ffn_ups(model, name):
+        graph.get_pruning_group(up, tp.prune_linear_out_channels, idxs=list(range(keep, 64))).prune()
+
+
+def assert_round_trip(model, name, folder):
+    save_pretrained_pruned(model, folder)
+    auto = transformers.AutoModelForImageClassification if name == "vit" else \
+        transformers.AutoModelForSequenceClassification
+    reloaded = auto.from_pretrained(folder).eval()
+    assert type(reloaded) is type(model)
+    with torch.no_grad():
+        expected, got = model.eval()(**inputs(name)).logits, reloaded(**inputs(name)).logits
+    assert (got - expected).abs().max().item() < 1e-5
+    return reloaded.config
+
+
+@pytest.mark.parametrize("name,field", [("roberta", "intermediate_size"), ("distilbert", "hidden_dim"),
+                                        ("albert", "intermediate_size")])
+def test_ffn_pruning_round_trips(name, field, tmp_path):
+    model = build(name)
+    prune_ffn(model, name)
+    assert getattr(assert_round_trip(model, name, tmp_path), field) == 40
+
+
+@pytest.mark.parametrize("name", ["roberta", "distilbert", "albert"])
+def test_pruned_hidden_size_is_refused(name, tmp_path):
+    model = build(name).eval()
+    tp.pruner.MagnitudePruner(model, inputs(name), pruning_ratio=0.5, output_transform=lambda out: out.logits).step()
+    with pytest.raises(NotExpressibleError, match=r"keeps 4 heads x 8 = 32 in hidden size 16"):
+        save_pretrained_pruned(model, tmp_path)
+    assert not (tmp_path / "config.json").exists()
+
+
+def test_vit_hidden_and_ffn_pruning_round_trips(tmp_path):
+    model = build("vit").eval()
+    tp.pruner.MagnitudePruner(model, inputs("vit"), pruning_ratio=0.5, output_transform=lambda out: out.logits).step()
+    config = assert_round_trip(model, "vit", tmp_path)
+    assert (config.hidden_size, config.num_attention_heads, config.head_dim, config.intermediate_size) == (16, 4, 8, 32)
+
+
+def test_non_uniform_ffn_is_refused():
+    model = build("distilbert")
+    graph = tp.DependencyGraph().build_dependency(model.eval(), example_inputs=inputs("distilbert"))
+    graph.get_pruning_group(model.distilbert.transformer.layer[0].ffn.lin1, tp.prune_linear_out_channels,
+                            idxs=[0, 1]).prune()
+    with pytest.raises(NotExpressibleError, match="hidden_dim.*transformer.layer.0.ffn: 62, transformer.layer.1.ffn: 64"):
+        sync_config(model)
+
+
+@pytest.mark.parametrize("name", ["roberta", "distilbert", "albert", "vit"])
+def test_unpruned_config_is_unchanged(name):
+    model = build(name)
+    before = model.config.to_dict()
+    sync_config(model)
+    assert model.config.to_dict() == before
