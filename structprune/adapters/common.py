@@ -27,7 +27,7 @@ def in_width(module: nn.Module) -> int:
     return module.in_features if isinstance(module, nn.Linear) else module.weight.shape[0]
 
 
-def attention_heads(adapter: ModelAdapter, path: str, projections: dict[str, nn.Module], output: nn.Module,
+def attention_heads(adapter: ModelAdapter, path: str, projections: dict[str, nn.Module | int], output: nn.Module,
                     hidden: int, head_dim: int, scaling: float | None = None,
                     free_head_dim: bool = False) -> int:
     """Number of heads of an attention block whose q/k/v ``projections`` write ``head_dim``-wide heads
@@ -35,9 +35,10 @@ def attention_heads(adapter: ModelAdapter, path: str, projections: dict[str, nn.
 
     ``free_head_dim``: the config has its own ``head_dim`` field (heads x head_dim may differ from
     hidden); otherwise the width must equal ``hidden``.  ``scaling`` (when the block scales by
-    ``head_dim ** -0.5``) catches pruned head dims, which no config rebuilds.
+    ``head_dim ** -0.5``) catches pruned head dims, which no config rebuilds.  A projection may be
+    given as its width (a slice of a fused q/k/v projection).
     """
-    widths = {name: out_width(module) for name, module in projections.items()}
+    widths = {name: module if isinstance(module, int) else out_width(module) for name, module in projections.items()}
     adapter.require(len(set(widths.values())) == 1, f"{path} has projection widths {widths}")
     width = next(iter(widths.values()))
     if scaling is not None:
@@ -68,6 +69,13 @@ def unchanged_scale(adapter: ModelAdapter, scaled: bool, hidden: int, original: 
     adapter.require(not scaled or hidden == original,
                     f"the embeddings are scaled by sqrt({original}) but would reload scaled by sqrt({hidden}); "
                     "keep the hidden size or keep the model in memory")
+
+
+def fused_widths(adapter: ModelAdapter, path: str, module: nn.Module, parts: int) -> dict[str, int]:
+    """The widths of the ``parts`` equal slices of a fused projection (e.g. GPT-2's ``c_attn``)."""
+    width = out_width(module)
+    adapter.require(width % parts == 0, f"{path} width {width} does not split into {parts} equal parts")
+    return {f"part {i}": width // parts for i in range(parts)}
 
 
 def uniform_ffn(adapter: ModelAdapter, field: str, sizes: dict[str, int]) -> int:

@@ -1,0 +1,90 @@
+"""GPT-2, OPT, GPT-NeoX adapters: prune -> save_pretrained -> AutoModelForCausalLM.from_pretrained, same logits."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+
+import structprune as tp  # noqa: E402
+from structprune.adapters import NotExpressibleError, save_pretrained_pruned, sync_config  # noqa: E402
+
+
+def build(name: str):
+    torch.manual_seed(0)
+    if name == "gpt2":
+        config = transformers.GPT2Config(vocab_size=64, n_embd=32, n_layer=2, n_head=4, n_positions=32,
+                                         bos_token_id=1, eos_token_id=2)
+        model = transformers.GPT2LMHeadModel(config)
+    elif name == "opt":
+        config = transformers.OPTConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                        ffn_dim=64, word_embed_proj_dim=32, max_position_embeddings=32)
+        model = transformers.OPTForCausalLM(config)
+    else:
+        config = transformers.GPTNeoXConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2,
+                                            num_attention_heads=4, intermediate_size=64, max_position_embeddings=32)
+        model = transformers.GPTNeoXForCausalLM(config)
+    model.config._attn_implementation = "eager"
+    return model.eval()
+
+
+def inputs():
+    torch.manual_seed(1)
+    return {"input_ids": torch.randint(3, 64, (2, 7))}
+
+
+def embedding(model):
+    return model.get_input_embeddings()
+
+
+def prune(model, **options):
+    tp.pruner.MagnitudePruner(model, inputs(), pruning_ratio=0.5, output_transform=lambda out: out.logits,
+                              **options).step()
+
+
+def assert_round_trip(model, folder):
+    save_pretrained_pruned(model, folder)
+    reloaded = transformers.AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager").eval()
+    assert type(reloaded) is type(model)
+    with torch.no_grad():
+        expected, got = model(**inputs()).logits, reloaded(**inputs()).logits
+    assert got.shape == expected.shape and (got - expected).abs().max().item() < 1e-5
+    return reloaded.config
+
+
+@pytest.mark.parametrize("name,field,width", [("gpt2", "n_inner", 64), ("opt", "ffn_dim", 32),
+                                              ("gpt_neox", "intermediate_size", 32)])
+def test_ffn_pruning_round_trips(name, field, width, tmp_path):
+    model = build(name)
+    attention = [module for module in model.modules() if type(module).__name__.endswith("Attention")]
+    prune(model, ignored_layers=[embedding(model), *attention])  # the hidden size and the heads stay
+    config = assert_round_trip(model, tmp_path)
+    assert getattr(config, field) == width and embedding(model).embedding_dim == 32
+
+
+@pytest.mark.parametrize("name", ["gpt2", "opt"])
+def test_pruned_hidden_size_is_refused(name, tmp_path):
+    model = build(name)
+    prune(model)
+    with pytest.raises(NotExpressibleError, match=r"keeps 4 heads x 8 = 32 in hidden size 16"):
+        save_pretrained_pruned(model, tmp_path)
+    assert not (tmp_path / "config.json").exists()
+
+
+def test_gpt_neox_heads_and_hidden_size_round_trip(tmp_path):
+    model = build("gpt_neox")
+    prune(model)  # GPT-NeoX removes whole heads with the hidden channels: still hidden / heads wide
+    config = assert_round_trip(model, tmp_path)
+    assert (config.hidden_size, config.num_attention_heads, config.intermediate_size) == (16, 2, 32)
+
+
+@pytest.mark.parametrize("name", ["gpt2", "opt", "gpt_neox"])
+def test_unpruned_config_is_unchanged(name):
+    model = build(name)
+    before = model.config.to_dict()
+    sync_config(model)
+    after = model.config.to_dict()
+    if name == "gpt2":  # n_inner=None means 4 * n_embd; the adapter writes it out
+        assert before.pop("n_inner") is None and after.pop("n_inner") == 128
+    assert after == before
