@@ -16,8 +16,10 @@ Add a family by subclassing :class:`ModelAdapter` and registering it for its con
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Callable, Mapping
 
+import torch
 import torch.nn as nn
 
 
@@ -40,11 +42,34 @@ class ModelAdapter:
         raise NotImplementedError
 
     def sync_config(self, model: nn.Module) -> Any:
-        """Set ``model.config`` from the module shapes (all fields or none) and return it."""
+        """Set ``model.config`` from the module shapes (all fields or none) and return it.
+
+        Before writing, the model class is rebuilt from the new config on the meta device and
+        every parameter shape compared with the pruned model's: a channel count that no config
+        field describes (say a conv inside the embeddings) is refused here, not at reload.
+        """
         fields = self.config_fields(model)
+        config = copy.deepcopy(model.config)
+        for key, value in fields.items():
+            setattr(config, key, value)
+        self.check_rebuild(model, config)
         for key, value in fields.items():
             setattr(model.config, key, value)
         return model.config
+
+    def check_rebuild(self, model: nn.Module, config: Any) -> None:
+        """Raise :class:`NotExpressibleError` unless ``type(model)(config)`` has ``model``'s parameter shapes
+        (Hugging Face models only: other classes need not take a config)."""
+        if not hasattr(type(model), "from_pretrained"):
+            return
+        with torch.device("meta"):
+            rebuilt = type(model)(config)
+        expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+        got = {name: tuple(t.shape) for name, t in rebuilt.state_dict().items()}
+        wrong = [f"{name}: pruned {shape}, config rebuilds {got.get(name)}" for name, shape in expected.items()
+                 if got.get(name, shape) != shape]
+        self.require(not wrong, "the config cannot express these pruned shapes (no config field sizes them): "
+                                + "; ".join(wrong[:4]) + (f" (+{len(wrong) - 4} more)" if len(wrong) > 4 else ""))
 
     def uniform(self, field: str, sizes: Mapping[str, int], remedy: str = "") -> int:
         """The one value every module in ``sizes`` (path -> size) has, or a clear error."""
