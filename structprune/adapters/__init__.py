@@ -19,6 +19,7 @@ from structprune.adapters import llama  # noqa: F401  (Llama, Mistral, Qwen2, Ge
 from structprune.adapters import encoders  # noqa: F401  (RoBERTa, DistilBERT, ALBERT, ViT)
 from structprune.adapters import decoders  # noqa: F401  (GPT-2, OPT, GPT-NeoX)
 from structprune.adapters import seq2seq  # noqa: F401  (BART, Whisper, T5)
+from structprune.adapters import clip  # noqa: F401  (CLIP)
 from structprune.adapters.base import (ModelAdapter, NotExpressibleError, adapter_for, register_adapter,
                                        registered_adapters, sync_config)
 from structprune.adapters.hf_io import max_reload_difference, save_pretrained_pruned

@@ -38,7 +38,8 @@ class ModelAdapter:
     name: str = "model"
 
     def config_fields(self, model: nn.Module) -> dict[str, Any]:
-        """Config field -> value that describe ``model``'s current (pruned) shapes."""
+        """Config field -> value that describe ``model``'s current (pruned) shapes (a dotted
+        field such as ``"text_config.hidden_size"`` names a field of a sub-config)."""
         raise NotImplementedError
 
     def sync_config(self, model: nn.Module) -> Any:
@@ -51,10 +52,10 @@ class ModelAdapter:
         fields = self.config_fields(model)
         config = copy.deepcopy(model.config)
         for key, value in fields.items():
-            setattr(config, key, value)
+            _set_field(config, key, value)
         self.check_rebuild(model, config)
         for key, value in fields.items():
-            setattr(model.config, key, value)
+            _set_field(model.config, key, value)
         return model.config
 
     def check_rebuild(self, model: nn.Module, config: Any) -> None:
@@ -86,6 +87,14 @@ class ModelAdapter:
         """Raise :class:`NotExpressibleError` with ``message`` unless ``condition`` holds."""
         if not condition:
             raise NotExpressibleError(f"{self.name}: {message}")
+
+
+def _set_field(config: Any, key: str, value: Any) -> None:
+    """``setattr`` that follows dots into sub-configs (``"text_config.hidden_size"``)."""
+    *path, field = key.split(".")
+    for name in path:
+        config = getattr(config, name)
+    setattr(config, field, value)
 
 
 _ADAPTERS: dict[type, ModelAdapter] = {}
