@@ -1,10 +1,11 @@
-"""BERT-like encoders (RoBERTa, DistilBERT, ALBERT) and ViT: sizes from the pruned modules.
+"""BERT-like encoders (RoBERTa, DistilBERT, ALBERT), ViT and Swin: sizes from the pruned modules.
 
 RoBERTa, DistilBERT and ALBERT derive the head size as ``hidden / heads``: their attention must
 stay exactly hidden-wide, so only FFN neurons (and, in ALBERT, the factorised embedding size)
 can be pruned and saved.  ViT's config reads an explicit ``head_dim``, so a pruned hidden size
 with the attention kept wider is expressible there.  Pruned head dims are refused everywhere
-(the ``head_dim ** -0.5`` scaling is rebuilt from the config).
+(the ``head_dim ** -0.5`` scaling is rebuilt from the config).  Swin's stage widths are fixed
+multiples ``embed_dim * 2 ** i`` and its FFNs ``mlp_ratio`` times as wide.
 """
 
 from __future__ import annotations
@@ -96,8 +97,38 @@ class ViTAdapter(ModelAdapter):
         return fields
 
 
+class SwinAdapter(ModelAdapter):
+    """``embed_dim``, ``num_heads``, ``mlp_ratio`` of a (pruned) Swin: stage ``i`` must stay
+    ``embed_dim * 2 ** i`` wide with ``int(mlp_ratio * width)`` FFN neurons in every block."""
+
+    name = "SwinConfig"
+
+    def config_fields(self, model: nn.Module) -> dict[str, Any]:
+        base = getattr(model, "base_model", model)
+        embed = base.embeddings.patch_embeddings.projection.out_channels
+        heads, ratios = [], {}
+        for i, stage in enumerate(base.encoder.layers):
+            width, stage_heads = embed * 2 ** i, {}
+            actual = stage.blocks[0].mlp.fc2.out_features
+            self.require(actual == width, f"stage encoder.layers.{i} is {actual} wide, but SwinConfig rebuilds "
+                                          f"stage {i} as embed_dim * 2 ** {i} = {width}: prune FFN neurons only "
+                                          "(ignore the patch embeddings and the patch merging layers)")
+            for j, block in enumerate(stage.blocks):
+                path, attn = f"encoder.layers.{i}.blocks.{j}", block.attention
+                stage_heads[path] = attention_heads(self, path + ".attention", {"q": attn.q_proj, "k": attn.k_proj,
+                                                                                "v": attn.v_proj},
+                                                    attn.o_proj, width, attn.head_dim, attn.scaling)
+                ratios[path + f".mlp (width {width})"] = ffn_width(self, path + ".mlp", block.mlp.fc1, block.mlp.fc2,
+                                                                   width) / width
+            heads.append(self.uniform(f"num_heads[{i}]", stage_heads))
+        ratio = self.uniform("mlp_ratio", ratios, remedy="SwinConfig sizes every FFN as mlp_ratio x its stage "
+                                                         "width: prune every FFN by the same ratio")
+        return {"embed_dim": embed, "num_heads": heads, "mlp_ratio": ratio}
+
+
 if transformers is not None:
     register_adapter(transformers.RobertaConfig)(RobertaAdapter)
     register_adapter(transformers.DistilBertConfig)(DistilBertAdapter)
     register_adapter(transformers.AlbertConfig)(AlbertAdapter)
     register_adapter(transformers.ViTConfig)(ViTAdapter)
+    register_adapter(transformers.SwinConfig)(SwinAdapter)

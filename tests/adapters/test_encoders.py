@@ -101,3 +101,34 @@ def test_unpruned_config_is_unchanged(name):
     before = model.config.to_dict()
     sync_config(model)
     assert model.config.to_dict() == before
+
+
+def tiny_swin():
+    torch.manual_seed(0)
+    config = transformers.SwinConfig(image_size=16, patch_size=2, embed_dim=8, depths=[1, 1], num_heads=[2, 4],
+                                     window_size=4, num_labels=3)
+    return transformers.SwinForImageClassification(config).eval()
+
+
+def test_swin_ffn_pruning_round_trips(tmp_path):
+    model = tiny_swin()
+    pixels = {"pixel_values": torch.rand(1, 3, 16, 16)}
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=pixels)
+    for stage in model.swin.encoder.layers:  # mlp_ratio 4 -> 3 in every block
+        fc1 = stage.blocks[0].mlp.fc1
+        graph.get_pruning_group(fc1, tp.prune_linear_out_channels, idxs=list(range(fc1.out_features // 4))).prune()
+    save_pretrained_pruned(model, tmp_path)
+    reloaded = transformers.AutoModelForImageClassification.from_pretrained(tmp_path).eval()
+    assert reloaded.config.mlp_ratio == 3.0
+    with torch.no_grad():
+        assert (model(**pixels).logits - reloaded(**pixels).logits).abs().max().item() < 1e-5
+
+
+def test_swin_pruned_stage_width_is_refused():
+    torch.manual_seed(0)
+    model = transformers.SwinForImageClassification(transformers.SwinConfig(
+        image_size=32, patch_size=2, embed_dim=16, depths=[1, 1], num_heads=[2, 4], window_size=4)).eval()
+    tp.pruner.MagnitudePruner(model, {"pixel_values": torch.rand(1, 3, 32, 32)}, pruning_ratio=0.5,
+                              output_transform=lambda out: out.logits).step()
+    with pytest.raises(NotExpressibleError, match=r"stage encoder.layers.1 is 16 wide.*embed_dim \* 2 \*\* 1 = 32"):
+        sync_config(model)
