@@ -11,7 +11,11 @@ Example::
     save_pretrained_pruned(bert, "pruned/")        # config.intermediate_size follows the FFN
     transformers.AutoModel.from_pretrained("pruned/")
 
-Registered families: BERT (:mod:`.bert`).  Add one with :func:`register_adapter` (see :mod:`.base`).
+Registered families: BERT (:mod:`.bert`); Llama, Mistral, Qwen2, Gemma, Phi-3 (:mod:`.llama`);
+RoBERTa, DistilBERT, ALBERT, ViT, Swin (:mod:`.encoders`); GPT-2, OPT, GPT-NeoX (:mod:`.decoders`);
+BART, Whisper, T5 (:mod:`.seq2seq`); CLIP (:mod:`.clip`).  Before writing, every adapter's fields
+are checked by rebuilding the model class from the new config on the meta device (see
+:meth:`ModelAdapter.sync_config`).  Add a family with :func:`register_adapter` (see :mod:`.base`).
 """
 
 from structprune.adapters import bert  # noqa: F401  (registers the BERT adapter)
