@@ -31,3 +31,24 @@ def test_every_offered_group_prunes_to_a_running_model():
         group.prune(idxs=list(range(len(group.units) // 2)))
     assert model(x).shape == (1, 4, 6, 6)
     assert model.dw.in_channels == model.dw.groups == model.conv.out_channels
+
+
+class KeepsOneClass(nn.Module):
+    """Drops class 0, then merges the (size-1) class dim away: class 1 must stay."""
+
+    def __init__(self):
+        super().__init__()
+        self.boxes = nn.Linear(4, 2 * 4)
+
+    def forward(self, x):
+        boxes = self.boxes(x).reshape(x.shape[0], -1, 4)[:, 1:]
+        return boxes.reshape(-1, 4).sum(0)
+
+
+def test_a_size_one_dim_merged_by_a_reshape_is_not_free():
+    model = KeepsOneClass().eval()
+    x = torch.randn(3, 4)
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=x)
+    for group in graph.get_all_groups():
+        group.prune(idxs=list(range(len(group.units) // 2)))
+    assert model(x).shape == (4,)

@@ -40,6 +40,9 @@ def reshape_dims(ctx: FlowContext, node: Node, in_dims: list[Atoms], in_shape, o
     keep_out = [k for k, s in enumerate(out_shape) if s != 1]
     segments = match_segments([in_shape[k] for k in keep_in], [out_shape[k] for k in keep_out])
     reason = pinned_reason(node, "reshape")
+    for k, size in enumerate(in_shape):  # a size-1 dim merged away still holds a unit: keep it
+        if size == 1:
+            ctx.atoms.pin(in_dims[k], pinned_reason(node, f"size-1 dim {k} merged by a reshape"))
     out: list[Atoms | None] = [None] * len(out_shape)
     if segments is None:
         for d in in_dims:
