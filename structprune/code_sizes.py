@@ -16,11 +16,32 @@ For every reshape-like call with explicit sizes, each prunable output dim is che
 
 from __future__ import annotations
 
+import torch
+
 from structprune.attributes import free_units, pin_groups
 from structprune.trace.nodes import Node
 from structprune.trace.traced_int import TracedInt
 
 SHAPED_OPS = {"view", "reshape", "expand", "broadcast_to"}
+
+
+def _input_slices(node: Node) -> list[tuple[int, slice]]:
+    """``(input axis, slice)`` for each slice of an ``x[...]`` call."""
+    index = node.args[1] if len(node.args) > 1 else ()
+    index = index if isinstance(index, tuple) else (index,)
+    if any(not isinstance(i, (int, slice, type(None), type(Ellipsis))) for i in index):
+        return []
+    if Ellipsis in index:
+        k = index.index(Ellipsis)
+        used = sum(1 for i in index if i is not None and i is not Ellipsis)
+        index = index[:k] + (slice(None),) * (node.inputs[0].ndim - used) + index[k + 1:]
+    found, axis = [], 0
+    for item in index:
+        if isinstance(item, slice) and (item.step in (None, 1)):
+            found.append((axis, item))
+        if item is not None:
+            axis += 1
+    return found
 
 
 def shape_args(node: Node) -> list[int] | None:
@@ -54,6 +75,44 @@ def pin_code_sized_dims(graph) -> None:
                 continue
             _check_dim(graph, node, axis, size)
     _pin_fixed_split_sizes(graph)
+    _pin_fixed_slice_bounds(graph)
+
+
+def _fixed_bound(graph, bound) -> bool:
+    """A slice bound that stays as traced: a plain int, or one made from attributes that no
+    pruning updates (neither tied to a dim nor owned by a layer with a pruner)."""
+    if not isinstance(bound, int):
+        return False
+    if not isinstance(bound, TracedInt) or not bound.adaptive:
+        return True
+    return not _adapts(graph, bound) and not all(graph.pruner_of(m) is not None for m, _ in bound.sources)
+
+
+def _pinned_positions(item: slice, n: int, fixed_start: bool, fixed_stop: bool) -> list[int]:
+    """Positions whose removal would move a slice with bounds fixed in code off its elements:
+    those before a fixed non-negative bound, and those after a fixed negative one."""
+    positions: set[int] = set()
+    for bound, fixed in ((item.start, fixed_start), (item.stop, fixed_stop)):
+        if fixed and bound is not None:
+            positions |= set(range(min(bound, n))) if bound >= 0 else set(range(max(n + bound, 0), n))
+    return sorted(positions)
+
+
+def _pin_fixed_slice_bounds(graph) -> None:
+    """``boxes[:, 1:]`` or ``x[..., :64]``: a bound fixed in code keeps selecting the same
+    positions after pruning, so the elements up to it (or from a negative bound on) are pinned."""
+    for node in graph.trace.nodes:
+        if node.is_module or node.op != "__getitem__" or not node.inputs:
+            continue
+        src = node.inputs[0]
+        for axis, item in _input_slices(node):
+            fixed_start = _fixed_bound(graph, item.start) and item.start != 0
+            fixed_stop = _fixed_bound(graph, item.stop) and item.stop < src.shape[axis]
+            positions = _pinned_positions(item, src.shape[axis], fixed_start, fixed_stop)
+            if positions:
+                classes = graph.dim_classes(src, axis)[torch.tensor(positions)]
+                pin_groups(graph, set(free_units(graph, classes)),
+                           f"{node.describe()} slices dim {axis} with bounds fixed in code")
 
 
 def _adapts(graph, size) -> bool:

@@ -49,6 +49,10 @@ class TracedInt(int):
 
     __rmul__ = __mul__
 
+    def __neg__(self):
+        return TracedInt(-int(self), self.sources, derived=True, attributes_only=self.attributes_only,
+                         adaptive=self.adaptive)
+
     def __reduce__(self):  # pickles (and deep-copies) as a plain int
         return (int, (int(self),))
 

@@ -45,10 +45,12 @@ class KeepsOneClass(nn.Module):
         return boxes.reshape(-1, 4).sum(0)
 
 
-def test_a_size_one_dim_merged_by_a_reshape_is_not_free():
+def test_classes_before_a_fixed_slice_bound_are_not_free():
     model = KeepsOneClass().eval()
     x = torch.randn(3, 4)
     graph = tp.DependencyGraph().build_dependency(model, example_inputs=x)
+    assert any("bounds fixed in code" in r for r in graph.pin_reasons()["boxes.out"])
     for group in graph.get_all_groups():
         group.prune(idxs=list(range(len(group.units) // 2)))
+    assert model.boxes.out_features == 8  # removing class 0 would make [:, 1:] drop class 1
     assert model(x).shape == (4,)
