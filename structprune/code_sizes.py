@@ -69,7 +69,9 @@ def pin_code_sized_dims(graph) -> None:
         for axis, size in enumerate(sizes):
             if size == -1 or size <= 1 or out.shape[axis] != size:
                 continue
-            if node.op != "view" and node.op != "reshape" and node.inputs[0].shape[axis - out.ndim] == size:
+            src = node.inputs[0]
+            if node.op in ("expand", "broadcast_to") and out.ndim - axis <= src.ndim \
+                    and src.shape[axis - out.ndim] == size:
                 continue  # expand keeps this dim as it is
             if _adapts(graph, size):
                 continue

@@ -60,3 +60,19 @@ def test_size_read_from_other_units_pins_heads():
     assert any("read from a dim of other units" in r for r in reasons["q.out"])
     for group in graph.get_all_groups():
         assert not any(t.name == "q" and t.dim == "out" for t in group.member_targets())
+
+
+def test_expand_adding_leading_dims_builds():
+    class Broadcasts(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin, self.out = nn.Linear(4, 6), nn.Linear(6, 2)
+
+        def forward(self, x):
+            return self.out(self.lin(x).expand(2, 3, 6)).sum(0)
+
+    model = Broadcasts().eval()
+    x = torch.randn(3, 4)
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=x)
+    group = graph.get_pruning_group(model.lin, tp.prune_linear_out_channels, idxs=[0, 5])
+    assert tp.verify_group(model, group, x) < 1e-5
