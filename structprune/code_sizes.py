@@ -69,10 +69,6 @@ def pin_code_sized_dims(graph) -> None:
         for axis, size in enumerate(sizes):
             if size == -1 or size <= 1 or out.shape[axis] != size:
                 continue
-            src = node.inputs[0]
-            if node.op in ("expand", "broadcast_to") and out.ndim - axis <= src.ndim \
-                    and src.shape[axis - out.ndim] == size:
-                continue  # expand keeps this dim as it is
             if _adapts(graph, size):
                 continue
             _check_dim(graph, node, axis, size)
