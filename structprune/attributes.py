@@ -64,16 +64,21 @@ def _sized_axes(node: Node, value: TracedInt) -> tuple[list[tuple[int, int]], bo
             if size == value], False
 
 
-def _sliced_axes(node: Node) -> list[tuple[int, slice]]:
-    """``(output axis, slice)`` for each slice of an ``x[...]`` call (ints drop a dim, None adds one)."""
+def index_items(node: Node) -> tuple:
+    """The items of an ``x[...]`` call's index with ``...`` written out as full slices."""
     index = node.args[1] if len(node.args) > 1 else ()
     index = index if isinstance(index, tuple) else (index,)
     if Ellipsis in index:
         k = index.index(Ellipsis)
         used = sum(1 for i in index if i is not None and i is not Ellipsis)
         index = index[:k] + (slice(None),) * (node.inputs[0].ndim - used) + index[k + 1:]
+    return index
+
+
+def _sliced_axes(node: Node) -> list[tuple[int, slice]]:
+    """``(output axis, slice)`` for each slice of an ``x[...]`` call (ints drop a dim, None adds one)."""
     found, axis = [], 0
-    for item in index:
+    for item in index_items(node):
         if isinstance(item, slice):
             found.append((axis, item))
         if not isinstance(item, int):

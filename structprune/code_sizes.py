@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from structprune.attributes import free_units, pin_groups
+from structprune.attributes import free_units, index_items, pin_groups
 from structprune.trace.nodes import Node
 from structprune.trace.traced_int import TracedInt
 
@@ -26,15 +26,10 @@ SHAPED_OPS = {"view", "reshape", "expand", "broadcast_to"}
 
 
 def _input_slices(node: Node) -> list[tuple[int, slice]]:
-    """``(input axis, slice)`` for each slice of an ``x[...]`` call."""
-    index = node.args[1] if len(node.args) > 1 else ()
-    index = index if isinstance(index, tuple) else (index,)
-    if any(not isinstance(i, (int, slice, type(None), type(Ellipsis))) for i in index):
+    """``(input axis, slice)`` for each unit-step slice of an ``x[...]`` call of basic items."""
+    index = index_items(node)
+    if any(not isinstance(i, (int, slice, type(None))) for i in index):
         return []
-    if Ellipsis in index:
-        k = index.index(Ellipsis)
-        used = sum(1 for i in index if i is not None and i is not Ellipsis)
-        index = index[:k] + (slice(None),) * (node.inputs[0].ndim - used) + index[k + 1:]
     found, axis = [], 0
     for item in index:
         if isinstance(item, slice) and (item.step in (None, 1)):
