@@ -159,7 +159,8 @@ class Group:
         """Remove units ``idxs`` (default: the group's own) from every coupled layer and tensor.
 
         Either every target is pruned or, if one fails, every module is restored and the error
-        is raised: the model is never left half-pruned.
+        is raised: the model is never left half-pruned.  ``record_history`` is accepted for
+        Torch-Pruning compatibility; the graph itself tracks what was removed.
         """
         from structprune.prune import apply_plan
 

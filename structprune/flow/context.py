@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Hashable
 
-import torch
-
 from structprune.flow.atoms import Atoms, AtomTable
 from structprune.trace.nodes import Node, Value
 
@@ -89,6 +87,3 @@ class FlowContext:
 def pinned_reason(node: Node, what: str) -> str:
     return f"{what} at {node.describe()}"
 
-
-def empty_atoms() -> Atoms:
-    return torch.zeros(0, dtype=torch.long)

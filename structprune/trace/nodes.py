@@ -96,6 +96,3 @@ class Trace:
     values: list[Value]
     module_names: dict[nn.Module, str]
     shape_reads: list[ShapeRead] = field(default_factory=list)
-
-    def module_nodes(self, module: nn.Module) -> list[Node]:
-        return [n for n in self.nodes if n.module is module]

@@ -34,7 +34,7 @@ def cat_rule(ctx: FlowContext, node: Node) -> None:
     ctx.set_dims(out, dims)
 
 
-@register_op_rule("stack", "hstack_like")
+@register_op_rule("stack")
 def stack_rule(ctx: FlowContext, node: Node) -> None:
     out = node.outputs[0]
     axis = _dim(node, 1, out.ndim)

@@ -16,15 +16,15 @@ ELEMENTWISE = (
     "clamp_max", "maximum", "minimum", "where", "lerp", "addcmul", "addcdiv", "nan_to_num", "logit",
     "relu", "relu6", "gelu", "silu", "mish", "elu", "selu", "celu", "leaky_relu", "hardswish",
     "hardsigmoid", "hardtanh", "softplus", "softsign", "tanhshrink", "hardshrink", "softshrink",
-    "threshold", "glu_like", "sigmoid_", "dropout", "dropout1d", "dropout2d", "dropout3d",
+    "threshold", "dropout", "dropout1d", "dropout2d", "dropout3d",
     "alpha_dropout", "feature_alpha_dropout", "masked_fill", "eq", "ne", "lt", "le", "gt", "ge",
     "logical_and", "logical_or", "logical_not", "logical_xor", "bitwise_and", "bitwise_or",
     "bitwise_not", "bitwise_xor", "and", "or", "xor", "invert", "truediv", "floordiv", "mod",
-    "matmul_scalar", "isnan", "isinf", "isfinite", "positive", "float", "double", "half",
+    "isnan", "isinf", "isfinite", "positive", "float", "double", "half",
     "bfloat16", "int", "long", "bool", "to", "type", "type_as", "contiguous", "clone", "detach",
     "cpu", "cuda", "requires_grad", "zeros_like", "ones_like", "empty_like", "full_like",
-    "rand_like", "randn_like", "fill", "zero", "copy", "data", "alias", "view_as_real_like",
-    "prelu_scalar", "gelu_tanh", "log_sigmoid", "logsigmoid", "silu_", "mul_scalar", "square_",
+    "rand_like", "randn_like", "fill", "zero", "copy", "data", "alias",
+    "gelu_tanh", "log_sigmoid", "logsigmoid",
 )
 
 

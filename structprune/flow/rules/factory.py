@@ -10,7 +10,7 @@ FACTORIES = (
     "arange", "range", "linspace", "logspace", "zeros", "ones", "empty", "full", "eye", "rand",
     "randn", "randint", "randperm", "tensor", "as_tensor", "asarray", "from_numpy", "scalar_tensor",
     "new_zeros", "new_ones", "new_empty", "new_full", "new_tensor", "tril_indices", "triu_indices",
-    "full_like_shape", "polar", "complex",
+    "polar", "complex",
 )
 
 

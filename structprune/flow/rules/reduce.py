@@ -52,7 +52,7 @@ def normalize_rule(ctx: FlowContext, node: Node) -> None:
 
 
 @register_op_rule("softmax", "log_softmax", "softmin", "cumsum", "cumprod", "cummax", "cummin",
-                  "logcumsumexp", "sort", "argsort", "topk_like")
+                  "logcumsumexp", "sort", "argsort")
 def along_dim_rule(ctx: FlowContext, node: Node) -> None:
     """Shape-preserving ops that mix elements along ``dim``: that dim is pinned, others pass."""
     src = node.inputs[0]
