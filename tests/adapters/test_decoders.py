@@ -7,7 +7,7 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-import structprune as tp  # noqa: E402
+from adapters.causal_lm import assert_round_trip, prune  # noqa: E402
 from structprune.adapters import NotExpressibleError, save_pretrained_pruned, sync_config  # noqa: E402
 
 
@@ -29,28 +29,8 @@ def build(name: str):
     return model.eval()
 
 
-def inputs():
-    torch.manual_seed(1)
-    return {"input_ids": torch.randint(3, 64, (2, 7))}
-
-
 def embedding(model):
     return model.get_input_embeddings()
-
-
-def prune(model, **options):
-    tp.pruner.MagnitudePruner(model, inputs(), pruning_ratio=0.5, output_transform=lambda out: out.logits,
-                              **options).step()
-
-
-def assert_round_trip(model, folder):
-    save_pretrained_pruned(model, folder)
-    reloaded = transformers.AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager").eval()
-    assert type(reloaded) is type(model)
-    with torch.no_grad():
-        expected, got = model(**inputs()).logits, reloaded(**inputs()).logits
-    assert got.shape == expected.shape and (got - expected).abs().max().item() < 1e-5
-    return reloaded.config
 
 
 @pytest.mark.parametrize("name,field,width", [("gpt2", "n_inner", 64), ("opt", "ffn_dim", 32),
@@ -59,7 +39,7 @@ def test_ffn_pruning_round_trips(name, field, width, tmp_path):
     model = build(name)
     attention = [module for module in model.modules() if type(module).__name__.endswith("Attention")]
     prune(model, ignored_layers=[embedding(model), *attention])  # the hidden size and the heads stay
-    config = assert_round_trip(model, tmp_path)
+    config = assert_round_trip(model, tmp_path).config
     assert getattr(config, field) == width and embedding(model).embedding_dim == 32
 
 
@@ -75,7 +55,7 @@ def test_pruned_hidden_size_is_refused(name, tmp_path):
 def test_gpt_neox_heads_and_hidden_size_round_trip(tmp_path):
     model = build("gpt_neox")
     prune(model)  # GPT-NeoX removes whole heads with the hidden channels: still hidden / heads wide
-    config = assert_round_trip(model, tmp_path)
+    config = assert_round_trip(model, tmp_path).config
     assert (config.hidden_size, config.num_attention_heads, config.intermediate_size) == (16, 2, 32)
 
 

@@ -8,6 +8,7 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 import structprune as tp  # noqa: E402
+from adapters.causal_lm import assert_round_trip, inputs, prune  # noqa: E402
 from structprune.adapters import NotExpressibleError, save_pretrained_pruned, sync_config  # noqa: E402
 
 BASE = dict(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
@@ -27,24 +28,6 @@ def build(family: str):
     return getattr(transformers, model_name)(config).eval()
 
 
-def inputs():
-    torch.manual_seed(1)
-    return {"input_ids": torch.randint(3, 64, (2, 7))}
-
-
-def prune(model, **options):
-    options.setdefault("pruning_ratio", 0.5)
-    tp.pruner.MagnitudePruner(model, inputs(), output_transform=lambda out: out.logits, **options).step()
-
-
-def assert_round_trip(model, folder):
-    save_pretrained_pruned(model, folder)
-    reloaded = transformers.AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager").eval()
-    assert type(reloaded) is type(model)
-    with torch.no_grad():
-        expected, got = model(**inputs()).logits, reloaded(**inputs()).logits
-    assert got.shape == expected.shape and (got - expected).abs().max().item() < 1e-5
-    return reloaded
 
 
 @pytest.mark.parametrize("family", ["llama", "mistral", "qwen2", "phi3"])
