@@ -11,7 +11,9 @@ For every reshape-like call with explicit sizes, each prunable output dim is che
 - a literal, or a number computed otherwise (``C // self.num_heads``): the dim's units are
   pinned, and so are the units of the sizes it may come from: dims read in that module from
   which it follows by multiplying or dividing by one of the call's sizes or module attributes,
-  and the dims sized by the attributes it was computed from.
+  and the dims sized by the attributes it was computed from.  A number made from attributes
+  alone (ints of a list attribute such as ``self.size = [56, 56]``, arithmetic on them) comes
+  from no tensor's shape, so only the dim's own units are pinned.
 """
 
 from __future__ import annotations
@@ -158,12 +160,14 @@ def _check_dim(graph, node: Node, axis: int, size: int) -> None:
 
 
 def _pin_computed(graph, node: Node, axis: int, size: int, units: frozenset[int]) -> None:
-    """The dim's own units cannot change; nor can the sizes its number may be computed from."""
+    """The dim's own units cannot change; nor can the sizes its number may be computed from
+    (for a number made from module attributes alone, no size read from a tensor)."""
     attributes = getattr(size, "sources", frozenset())
     factors = {int(k) for k in shape_args(node) or [] if k > 1}
     factors |= {int(v) for module, name in attributes if isinstance(v := getattr(module, name, None), int) and v > 1}
     pinned = set(units)
-    for n, classes in _reads_before(graph, node):
+    from_reads = not (isinstance(size, TracedInt) and size.attributes_only)
+    for n, classes in _reads_before(graph, node) if from_reads else ():
         if any((n % k == 0 and n // k == size) or n * k == size for k in factors):
             pinned |= free_units(graph, classes)
     for attr in graph.size_attributes:
