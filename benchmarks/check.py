@@ -1,5 +1,9 @@
 """Prune one model of a suite by 50% with the default pruner and check what a user would check:
-the pruned model runs, every output keeps its shape, and parameters and MACs went down."""
+the pruned model runs, every output keeps its shape, and parameters and MACs went down.
+
+MACs are counted with every detection threshold saturated (:mod:`benchmarks.detections`): a
+detector's per-box heads then run on the same number of boxes before and after pruning, so the
+two counts compare the same work instead of however many boxes random weights let through."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import structprune as tp
 from structprune.trace.structure import flatten_tensors
 from structprune.trace.tracer import run_forward
 
+from benchmarks.detections import detection_count, saturated_detections
 from benchmarks.suites import Case
 
 PRUNING_RATIO = 0.5
@@ -30,6 +35,8 @@ class Result:
     params_after: int = 0
     macs_before: int = 0
     macs_after: int = 0
+    detections_before: int | None = None
+    detections_after: int | None = None
     build_s: float = 0.0
     total_s: float = 0.0
     groups_pruned: int = 0
@@ -62,9 +69,16 @@ def output_shapes(outputs: Any, batch_free: bool) -> list[tuple[int, ...]]:
     return [s[1:] for s in shapes] if batch_free else shapes
 
 
-def _count(model, inputs, forward_fn) -> tuple[int, int]:
-    macs, params = tp.utils.count_ops_and_params(model, inputs, forward_fn=forward_fn)
-    return int(macs), int(params)
+def _count(model, inputs, forward_fn) -> tuple[int, int, int | None]:
+    """(MACs, parameters, detections) of one forward with the detection thresholds saturated."""
+    seen: list[Any] = []
+    hook = model.register_forward_hook(lambda module, args, output: seen.append(output))
+    try:
+        with saturated_detections(model):
+            macs, params = tp.utils.count_ops_and_params(model, inputs, forward_fn=forward_fn)
+    finally:
+        hook.remove()
+    return int(macs), int(params), detection_count(seen[-1]) if seen else None
 
 
 def _forward(model, inputs, forward_fn):
@@ -77,7 +91,7 @@ def prune_case(case: Case, result: Result) -> tuple[Any, Any]:
     model, inputs = case.build()
     model.eval()
     before = output_shapes(_forward(model, inputs, case.forward_fn), case.batch_free)
-    result.macs_before, result.params_before = _count(model, inputs, case.forward_fn)
+    result.macs_before, result.params_before, result.detections_before = _count(model, inputs, case.forward_fn)
     start = time.perf_counter()
     with torch.no_grad():
         pruner = tp.pruner.MagnitudePruner(model, inputs, pruning_ratio=PRUNING_RATIO,
@@ -86,7 +100,7 @@ def prune_case(case: Case, result: Result) -> tuple[Any, Any]:
         result.unhandled_ops = sorted({node.op for node in pruner.DG.unhandled})
         refusals = _prune_groups(pruner, result)
     after = output_shapes(_forward(model, inputs, case.forward_fn), case.batch_free)
-    result.macs_after, result.params_after = _count(model, inputs, case.forward_fn)
+    result.macs_after, result.params_after, result.detections_after = _count(model, inputs, case.forward_fn)
     result.reason = _verdict(result, before, after, refusals)
     return model, inputs
 
@@ -96,6 +110,8 @@ def _verdict(result: Result, before, after, refusals: list[str]) -> str:
         return f"output shapes changed: {before[:3]} -> {after[:3]}"
     if result.params_after >= result.params_before:
         return "parameters did not go down" + (f" ({refusals[0]})" if refusals else "")
+    if result.detections_before != result.detections_after:
+        return f"MACs counted at different detection counts: {result.detections_before} -> {result.detections_after}"
     if result.macs_after >= result.macs_before:
         return "MACs did not go down"
     return ""

@@ -1,7 +1,10 @@
 """Prunability benchmark: prune every model of a suite by 50% with the default pruner, no hints.
 
 Each model runs in its own subprocess with a time limit.  A model passes when the pruned model
-runs, every output keeps its shape, and both parameters and MACs went down.  Writes
+runs, every output keeps its shape, and both parameters and MACs went down.  Detectors' MACs
+are counted with their score and NMS thresholds saturated (restored afterwards), so the per-box
+heads of the pruned and unpruned model run on the same number of boxes (see
+:mod:`benchmarks.detections`).  Writes
 ``results/<suite>.json`` and ``results/<suite>.md`` and prints the table.
 
 Examples::
