@@ -13,9 +13,10 @@ from structprune.attributes import collect_size_attributes, pin_conflicting_attr
 from structprune.code_sizes import pin_code_sized_dims
 from structprune.flow.atoms import AtomSolution
 from structprune.flow.propagate import propagate
-from structprune.group import Group
+from structprune.group import Group, ignored_out_axes
 from structprune.layers.base import LayerPruner, layer_pruner_for
 from structprune.targets import Target
+from structprune.tied import tie_shared_tensors
 from structprune.trace.nodes import Node, Trace
 from structprune.trace.tracer import trace_model
 
@@ -64,6 +65,7 @@ class DependencyGraph:
         self.trace = trace_model(model, example_inputs, is_leaf=lambda m: self.pruner_of(m) is not None,
                                  forward_fn=forward_fn, output_transform=output_transform)
         ctx = propagate(self.trace, self.pruner_of)
+        tie_shared_tensors(ctx, self.pruner_of, model)
         self.unhandled: list[Node] = ctx.unhandled
         self.solution = ctx.atoms.solve()
         self.value_dims = ctx.value_dims
@@ -161,7 +163,8 @@ class DependencyGraph:
                        ) -> Iterator[Group]:
         """Every prunable group once, each rooted at the first layer of ``root_module_types`` that
         produces it; groups that would prune the output channels of an ignored layer are skipped."""
-        ignored = set(map(id, _expand_modules(ignored_layers)))
+        ignored_modules = [m for m in _expand_modules(ignored_layers) if isinstance(m, nn.Module)]
+        ignored, axes = set(map(id, ignored_modules)), ignored_out_axes(ignored_modules)
         seen: set[int] = set()
         for target in self.root_targets(tuple(root_module_types)):
             if id(target.module) in ignored:
@@ -169,7 +172,7 @@ class DependencyGraph:
             for gid in sorted(target.groups - seen):
                 seen.add(gid)
                 group = Group.whole(self, target, gid)
-                if group.units and group.has_weights() and not group.touches_out_of(ignored):
+                if group.units and group.has_weights() and not group.touches_out_of(ignored, axes):
                     yield group
 
     def root_targets(self, root_module_types: tuple[type, ...]) -> list[Target]:

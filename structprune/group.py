@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 import torch
 import torch.nn as nn
 
+from structprune.layers.base import attribute_pruner_for
 from structprune.targets import Target
 from structprune.trace.nodes import Node
 
@@ -68,6 +69,18 @@ class Dependency:
     def __str__(self) -> str:
         return (f"{self.trigger.__name__} on {self.source.label()} => "
                 f"{self.handler.__name__} on {self.target.label()}")
+
+
+def ignored_out_axes(modules: Sequence[nn.Module]) -> set[tuple[int, int]]:
+    """``(id(tensor), axis)`` of the output-channel axes of every ``modules`` of a known layer type."""
+    axes = set()
+    for module in modules:
+        pruner = attribute_pruner_for(module)
+        for name, axis in pruner.parameters_along(module, "out") if pruner is not None else ():
+            tensor = getattr(module, name, None)
+            if isinstance(tensor, torch.Tensor):
+                axes.add((id(tensor), axis % tensor.ndim))
+    return axes
 
 
 class Group:
@@ -151,8 +164,19 @@ class Group:
         return any(t.is_layer or isinstance(getattr(t.module, t.tensor_name, None), nn.Parameter)
                    for t in self.member_targets())
 
-    def touches_out_of(self, ignored_ids: set[int]) -> bool:
-        return any(t.is_layer and t.dim == "out" and id(t.module) in ignored_ids for t in self.member_targets())
+    def touches_out_of(self, ids: set[int], axes: set[tuple[int, int]] = frozenset()) -> bool:
+        """Whether the group prunes the output channels of an ignored module (``ids``): its own
+        "out" dim, an out axis of its tensors wherever they are traced (``axes``, from
+        :func:`ignored_out_axes`: a subclassed embedding's weight, a weight tied into other
+        modules), or any axis of a raw tensor owned by an ignored module of no known layer type."""
+        for t in self.member_targets():
+            if t.is_layer and t.dim == "out" and id(t.module) in ids:
+                return True
+            if not t.is_layer and id(t.module) in ids and attribute_pruner_for(t.module) is None:
+                return True
+            if any((id(getattr(o, a)), a_axis % getattr(o, a).ndim) in axes for o, a, a_axis in t.tensor_axes()):
+                return True
+        return False
 
     # pruning ---------------------------------------------------------------------------
     def prune(self, idxs: Sequence[int] | None = None, record_history: bool = True) -> None:

@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 
 from structprune.targets import Target
+from structprune.tied import holders, keep_ties, retie
 
 if TYPE_CHECKING:
     from structprune.graph import DependencyGraph
@@ -40,15 +41,22 @@ def deduplicated(plan: list[tuple[Target, list[int]]]) -> list[tuple[Target, lis
     return out
 
 
+def _sliced_tensor_ids(plan: list[tuple[Target, list[int]]]) -> set[int]:
+    return {id(getattr(owner, name)) for t, _ in plan for owner, name, _ in t.tensor_axes()}
+
+
 def apply_plan(graph: "DependencyGraph", plan: list[tuple[Target, list[int]]], removed: torch.Tensor) -> None:
     """Prune every ``(target, channel idxs)`` of ``plan``; on any error restore and re-raise."""
     plan = [(t, idxs) for t, idxs in deduplicated(plan) if idxs]
     plan.sort(key=lambda item: item[0].is_layer and item[0].dim == "out")  # out last: it may drop conv groups
-    saved = {id(t.module): (t.module, _snapshot(t.module)) for t, _ in plan}
+    touched = [t.module for t, _ in plan] + holders(graph.model, _sliced_tensor_ids(plan))
+    saved = {id(m): (m, _snapshot(m)) for m in touched}
+    target = plan[0][0] if plan else None
     try:
-        with torch.no_grad():
+        with torch.no_grad(), keep_ties() as replaced:
             for target, idxs in plan:
                 target.prune(idxs)
+            retie(graph.model, replaced)
     except Exception as error:
         for module, snap in saved.values():
             _restore(module, snap)

@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from structprune.flow.context import FlowContext
+from structprune.tied import pruned_copy
 from structprune.trace.nodes import Node
 
 _PRUNERS: dict[type, "LayerPruner"] = {}
@@ -67,16 +68,22 @@ def prune_tensor(module: nn.Module, name: str, axis: int, idxs: Sequence[int]) -
     if tensor is None:
         return
     keep = keep_indices(tensor.shape[axis], idxs).to(tensor.device)
-    data = torch.index_select(tensor.data, axis, keep).clone()
-    if isinstance(tensor, nn.Parameter):
-        pruned = nn.Parameter(data, requires_grad=tensor.requires_grad)
-        if tensor.grad is not None and tensor.grad.shape == tensor.shape:  # keep gradients for later scoring
-            pruned.grad = torch.index_select(tensor.grad, axis, keep).clone()
-        setattr(module, name, pruned)
-    elif name in module._buffers:
-        module._buffers[name] = data
+    pruned = pruned_copy(tensor, axis, tuple(sorted(set(int(i) for i in idxs))), lambda: _sliced(tensor, axis, keep))
+    if name in module._buffers:
+        module._buffers[name] = pruned
     else:
-        setattr(module, name, data)
+        setattr(module, name, pruned)
+
+
+def _sliced(tensor: torch.Tensor, axis: int, keep: torch.Tensor) -> torch.Tensor:
+    """A copy of ``tensor`` with only rows ``keep`` along ``axis`` (a Parameter stays one, gradient included)."""
+    data = torch.index_select(tensor.data, axis, keep).clone()
+    if not isinstance(tensor, nn.Parameter):
+        return data
+    pruned = nn.Parameter(data, requires_grad=tensor.requires_grad)
+    if tensor.grad is not None and tensor.grad.shape == tensor.shape:  # keep gradients for later scoring
+        pruned.grad = torch.index_select(tensor.grad, axis, keep).clone()
+    return pruned
 
 
 class LayerPruner:
