@@ -17,6 +17,7 @@ Add a family by subclassing :class:`ModelAdapter` and registering it for its con
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import torch
@@ -25,6 +26,25 @@ import torch.nn as nn
 
 class NotExpressibleError(ValueError):
     """The pruned model's structure has no faithful representation in its family's config."""
+
+
+@dataclass
+class PruningLimits:
+    """What a family's config can express, stated as limits on a pruner.
+
+    ``keep`` maps modules whose output channels must stay to the reason; ``heads`` / ``head_dims``
+    say whether whole attention heads / the positions inside every head may go; with
+    ``uniform_layers`` every layer must keep the same widths (one config field sizes them all), so
+    global ranking is off.  :class:`~structprune.pruner.BasePruner` applies these by default to a
+    model with a registered adapter (``keep_config_expressible=False`` turns that off).
+    """
+
+    keep: dict[nn.Module, str] = field(default_factory=dict)
+    heads: bool = True
+    heads_reason: str = ""
+    head_dims: bool = False
+    head_dims_reason: str = "the attention scaling head_dim ** -0.5 is rebuilt from the config"
+    uniform_layers: bool = True
 
 
 class ModelAdapter:
@@ -41,6 +61,11 @@ class ModelAdapter:
         """Config field -> value that describe ``model``'s current (pruned) shapes (a dotted
         field such as ``"text_config.hidden_size"`` names a field of a sub-config)."""
         raise NotImplementedError
+
+    def pruning_limits(self, model: nn.Module) -> PruningLimits:
+        """The limits that keep a pruned ``model`` expressible by its config (override per family;
+        the default keeps head dims and asks for the same widths in every layer)."""
+        return PruningLimits()
 
     def sync_config(self, model: nn.Module) -> Any:
         """Set ``model.config`` from the module shapes (all fields or none) and return it.
@@ -118,14 +143,23 @@ def registered_adapters() -> dict[type, ModelAdapter]:
     return dict(_ADAPTERS)
 
 
+def find_adapter(model: nn.Module) -> ModelAdapter | None:
+    """The adapter registered for ``type(model.config)``, or ``None`` (no config, or no adapter)."""
+    config = getattr(model, "config", None)
+    for cls in type(config).__mro__ if config is not None else ():
+        if cls in _ADAPTERS:
+            return _ADAPTERS[cls]
+    return None
+
+
 def adapter_for(model: nn.Module) -> ModelAdapter:
     """The adapter registered for ``type(model.config)``; a clear error when there is none."""
     config = getattr(model, "config", None)
     if config is None:
         raise TypeError(f"{type(model).__name__} has no `config`: model adapters are for Hugging Face models")
-    for cls in type(config).__mro__:
-        if cls in _ADAPTERS:
-            return _ADAPTERS[cls]
+    adapter = find_adapter(model)
+    if adapter is not None:
+        return adapter
     known = ", ".join(sorted(c.__name__ for c in _ADAPTERS)) or "none"
     raise NotExpressibleError(f"no model adapter for {type(config).__name__} (registered: {known}); "
                               "add one with structprune.adapters.register_adapter")

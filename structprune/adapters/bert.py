@@ -16,7 +16,8 @@ from typing import Any
 
 import torch.nn as nn
 
-from structprune.adapters.base import ModelAdapter, register_adapter
+from structprune.adapters.base import ModelAdapter, PruningLimits, register_adapter
+from structprune.adapters.common import derived_head_size_limits, square_side_layers
 
 try:
     from transformers import BertConfig
@@ -33,6 +34,12 @@ class BertAdapter(ModelAdapter):
     """Config fields of a (pruned) ``BertModel`` or ``BertFor...`` model."""
 
     name = "BertConfig"
+
+    def pruning_limits(self, model: nn.Module) -> PruningLimits:
+        embeddings = getattr(model, "base_model", model).embeddings.word_embeddings
+        limits = derived_head_size_limits(embeddings)
+        limits.keep.update(square_side_layers(model, embeddings.embedding_dim))
+        return limits
 
     def config_fields(self, model: nn.Module) -> dict[str, Any]:
         bert = getattr(model, "base_model", model)

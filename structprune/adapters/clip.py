@@ -11,8 +11,8 @@ from typing import Any
 
 import torch.nn as nn
 
-from structprune.adapters.base import ModelAdapter, register_adapter
-from structprune.adapters.common import attention_heads, ffn_width, uniform_ffn
+from structprune.adapters.base import ModelAdapter, PruningLimits, register_adapter
+from structprune.adapters.common import attention_heads, derived_head_size_limits, ffn_width, uniform_ffn
 
 try:
     import transformers
@@ -24,6 +24,9 @@ class CLIPAdapter(ModelAdapter):
     """Per-tower ``hidden_size``, ``intermediate_size``, ``num_attention_heads`` and ``projection_dim``."""
 
     name = "CLIPConfig"
+
+    def pruning_limits(self, model: nn.Module) -> PruningLimits:
+        return derived_head_size_limits()  # the trace keeps each tower's attention as wide as its hidden size
 
     def config_fields(self, model: nn.Module) -> dict[str, Any]:
         if not hasattr(model.config, "text_config"):  # CLIPTextModel / CLIPVisionModel: the model is the tower

@@ -10,11 +10,30 @@ import math
 
 import torch.nn as nn
 
-from structprune.adapters.base import ModelAdapter
+from structprune.adapters.base import ModelAdapter, PruningLimits
 
 DERIVED_HEAD_SIZE = ("this config derives the head size as hidden / heads, so the attention must stay exactly "
                      "as wide as the hidden size: keep the hidden size (ignore the embeddings) and prune FFN "
                      "neurons only, or keep the model in memory / save it with structprune.save")
+
+
+def derived_head_size_limits(*hidden_producers: nn.Module | None) -> PruningLimits:
+    """Limits for a config that derives the head size as hidden / heads: the attention must stay
+    exactly hidden-wide, so the hidden size (the output of ``hidden_producers``, e.g. the input
+    embeddings) stays, and so do the heads; FFN neurons are what can go."""
+    why = "the config derives the head size as hidden / heads, so the hidden size stays with the attention"
+    return PruningLimits(keep={m: why for m in hidden_producers if m is not None}, heads=False,
+                         heads_reason="the config derives the head size as hidden / heads")
+
+
+def square_side_layers(model: nn.Module, hidden: int) -> dict[nn.Module, str]:
+    """``hidden -> hidden`` linear layers outside the layer stacks (BERT's pooler, RoBERTa's and
+    DistilBERT's classifier dense layers): configs rebuild them ``hidden_size`` wide, with no field
+    of their own, so their outputs stay."""
+    return {module: "the config rebuilds it hidden_size wide (no field of its own)"
+            for name, module in model.named_modules()
+            if isinstance(module, nn.Linear) and module.in_features == module.out_features == hidden
+            and not any(part.isdigit() for part in name.split("."))}
 
 
 def out_width(module: nn.Module) -> int:

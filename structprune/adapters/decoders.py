@@ -12,8 +12,8 @@ from typing import Any
 
 import torch.nn as nn
 
-from structprune.adapters.base import ModelAdapter, register_adapter
-from structprune.adapters.common import attention_heads, ffn_width, fused_widths, uniform_ffn
+from structprune.adapters.base import ModelAdapter, PruningLimits, register_adapter
+from structprune.adapters.common import attention_heads, derived_head_size_limits, ffn_width, fused_widths, uniform_ffn
 
 try:
     import transformers
@@ -25,6 +25,9 @@ class GPT2Adapter(ModelAdapter):
     """``n_embd``, ``n_head``, ``n_inner``, ``n_layer`` of a (pruned) GPT-2 (``Conv1D`` layers)."""
 
     name = "GPT2Config"
+
+    def pruning_limits(self, model: nn.Module) -> PruningLimits:
+        return derived_head_size_limits(getattr(model, "base_model", model).wte)
 
     def config_fields(self, model: nn.Module) -> dict[str, Any]:
         base = getattr(model, "base_model", model)
@@ -46,6 +49,10 @@ class OPTAdapter(ModelAdapter):
     """``hidden_size``, ``word_embed_proj_dim``, ``ffn_dim``, ``num_attention_heads`` of a (pruned) OPT."""
 
     name = "OPTConfig"
+
+    def pruning_limits(self, model: nn.Module) -> PruningLimits:
+        decoder = getattr(model, "base_model", model).decoder
+        return derived_head_size_limits(decoder.embed_tokens, decoder.project_in)
 
     def config_fields(self, model: nn.Module) -> dict[str, Any]:
         decoder = getattr(model, "base_model", model).decoder
@@ -70,6 +77,9 @@ class GPTNeoXAdapter(ModelAdapter):
     """``hidden_size``, ``num_attention_heads``, ``intermediate_size`` of a (pruned) GPT-NeoX."""
 
     name = "GPTNeoXConfig"
+
+    def pruning_limits(self, model: nn.Module) -> PruningLimits:
+        return derived_head_size_limits()  # the trace already keeps the attention as wide as the hidden size
 
     def config_fields(self, model: nn.Module) -> dict[str, Any]:
         base = getattr(model, "base_model", model)

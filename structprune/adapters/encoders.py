@@ -14,9 +14,10 @@ from typing import Any
 
 import torch.nn as nn
 
-from structprune.adapters.base import ModelAdapter, register_adapter
+from structprune.adapters.base import ModelAdapter, PruningLimits, register_adapter
 from structprune.adapters.bert import BertAdapter
-from structprune.adapters.common import attention_heads, ffn_width, uniform_ffn
+from structprune.adapters.common import (attention_heads, derived_head_size_limits, ffn_width, square_side_layers,
+                                         uniform_ffn)
 
 try:
     import transformers
@@ -34,6 +35,12 @@ class DistilBertAdapter(ModelAdapter):
     """``dim``, ``hidden_dim``, ``n_heads``, ``n_layers`` of a (pruned) DistilBERT."""
 
     name = "DistilBertConfig"
+
+    def pruning_limits(self, model: nn.Module) -> PruningLimits:
+        embeddings = getattr(model, "base_model", model).embeddings.word_embeddings
+        limits = derived_head_size_limits(embeddings)
+        limits.keep.update(square_side_layers(model, embeddings.embedding_dim))
+        return limits
 
     def config_fields(self, model: nn.Module) -> dict[str, Any]:
         base = getattr(model, "base_model", model)
@@ -53,6 +60,12 @@ class AlbertAdapter(ModelAdapter):
     (its layers are shared: one module per layer group)."""
 
     name = "AlbertConfig"
+
+    def pruning_limits(self, model: nn.Module) -> PruningLimits:
+        mapping = getattr(model, "base_model", model).encoder.embedding_hidden_mapping_in
+        limits = derived_head_size_limits(mapping)
+        limits.keep.update(square_side_layers(model, mapping.out_features))
+        return limits
 
     def config_fields(self, model: nn.Module) -> dict[str, Any]:
         base = getattr(model, "base_model", model)
@@ -102,6 +115,14 @@ class SwinAdapter(ModelAdapter):
     ``embed_dim * 2 ** i`` wide with ``int(mlp_ratio * width)`` FFN neurons in every block."""
 
     name = "SwinConfig"
+
+    def pruning_limits(self, model: nn.Module) -> PruningLimits:
+        base = getattr(model, "base_model", model)
+        producers = [base.embeddings.patch_embeddings.projection]
+        producers += [stage.downsample.reduction for stage in base.encoder.layers if stage.downsample is not None]
+        limits = derived_head_size_limits(*producers)
+        limits.keep = {m: "SwinConfig rebuilds stage i as embed_dim * 2 ** i wide" for m in limits.keep}
+        return limits
 
     def config_fields(self, model: nn.Module) -> dict[str, Any]:
         base = getattr(model, "base_model", model)

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch.nn as nn
 
-from structprune.adapters.base import ModelAdapter, register_adapter
+from structprune.adapters.base import ModelAdapter, PruningLimits, register_adapter
 
 try:
     import transformers
@@ -37,6 +37,13 @@ class LlamaStyleAdapter(ModelAdapter):
     """Config fields of a (pruned) Llama-style decoder, bare or with a task head."""
 
     name = "Llama-style config"
+
+    def pruning_limits(self, model: nn.Module) -> PruningLimits:
+        embeddings = getattr(model, "base_model", model).embed_tokens
+        limits = PruningLimits(head_dims_reason="the rotary tables and the scaling are rebuilt from head_dim")
+        if getattr(embeddings, "scalar_embed_scale", None) is not None:  # Gemma
+            limits.keep[embeddings] = "the embeddings are scaled by sqrt(hidden_size), rebuilt from the config"
+        return limits
 
     def config_fields(self, model: nn.Module) -> dict[str, Any]:
         self.name = type(model.config).__name__

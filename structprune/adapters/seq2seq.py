@@ -13,8 +13,9 @@ from typing import Any
 
 import torch.nn as nn
 
-from structprune.adapters.base import ModelAdapter, register_adapter
-from structprune.adapters.common import attention_heads, ffn_width, uniform_ffn, unchanged_scale
+from structprune.adapters.base import ModelAdapter, PruningLimits, register_adapter
+from structprune.adapters.common import (attention_heads, derived_head_size_limits, ffn_width, uniform_ffn,
+                                         unchanged_scale)
 
 try:
     import transformers
@@ -26,6 +27,16 @@ class BartStyleAdapter(ModelAdapter):
     """``d_model``, ``{encoder,decoder}_{ffn_dim,attention_heads,layers}`` of a (pruned) BART / Whisper."""
 
     name = "BART-style config"
+
+    def pruning_limits(self, model: nn.Module) -> PruningLimits:
+        base = getattr(model, "base_model", model)
+        limits = derived_head_size_limits()
+        conv = getattr(base.encoder, "conv1", None)  # Whisper: no config field sizes conv1's output
+        if conv is not None:
+            limits.keep[conv] = "no config field sizes its output channels (the config rebuilds it d_model wide)"
+        if getattr(model.config, "scale_embedding", False):
+            limits.keep[base.decoder.embed_tokens] = "the embeddings are scaled by sqrt(d_model), rebuilt from the config"
+        return limits
 
     def config_fields(self, model: nn.Module) -> dict[str, Any]:
         self.name = type(model.config).__name__
@@ -54,6 +65,13 @@ class T5Adapter(ModelAdapter):
     """``d_model``, ``d_ff``, ``d_kv``, ``num_heads`` and layer counts of a (pruned) T5."""
 
     name = "T5Config"
+
+    def pruning_limits(self, model: nn.Module) -> PruningLimits:
+        limits = PruningLimits(head_dims=True)  # own d_kv and no 1/sqrt(d_kv) scaling
+        if getattr(model.config, "tie_word_embeddings", False) and hasattr(model, "lm_head"):
+            limits.keep[getattr(model, "base_model", model).shared] = (
+                "with a tied LM head T5 scales the decoder output by d_model ** -0.5, rebuilt from the config")
+        return limits
 
     def config_fields(self, model: nn.Module) -> dict[str, Any]:
         base = getattr(model, "base_model", model)

@@ -101,7 +101,8 @@ def prune_model(model: nn.Module, inputs: Any, options: dict[str, Any], batches:
 
     options.update(global_pruning=args.global_pruning, round_to=args.round_to, iterative_steps=args.steps,
                    pruning_ratio=args.ratio, speedup=args.speedup, target_params=args.target_params,
-                   prune_num_heads=args.head_ratio is not None, head_pruning_ratio=args.head_ratio or 0.0)
+                   prune_num_heads=args.head_ratio is not None, head_pruning_ratio=args.head_ratio or 0.0,
+                   keep_config_expressible=False)  # saved with structprune.save, which needs no config
     with console.module_progress(model, "tracing"):
         pruner = BasePruner(model, inputs, **options)
     loss = args.importance if args.importance in LOSSES else "taylor"

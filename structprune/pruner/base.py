@@ -12,6 +12,7 @@ import torch.nn as nn
 from structprune.graph import DependencyGraph
 from structprune.group import Group
 from structprune.importance import Importance, MagnitudeImportance
+from structprune.pruner.config_limits import apply_config_limits
 from structprune.pruner.groups import GroupRecord, find_groups
 from structprune.pruner.options import build_options
 from structprune.pruner.selection import Limits, global_removals, lowest
@@ -47,6 +48,10 @@ class BasePruner:
       lets the channel ratio shrink every head; ``num_heads={qkv_layer: n}`` is optional.
     * ``target_macs`` / ``target_params`` / ``speedup``: prune until the count falls to the target
       (the ratio is searched; ``iterative_steps`` spread the target linearly over the steps).
+    * ``keep_config_expressible`` (default on): a Hugging Face model whose family has an adapter
+      (:mod:`structprune.adapters`) is pruned only in ways its config can describe, so
+      ``save_pretrained`` / ``from_pretrained`` rebuild it; what that keeps is logged and listed
+      in ``pruner.config_notes``.
     * ``unwrapped_parameters``, ``customized_pruners``, ``forward_fn``, ``output_transform`` go to
       :meth:`structprune.DependencyGraph.build_dependency`.
     """
@@ -61,7 +66,8 @@ class BasePruner:
                  customized_pruners: dict | None = None, unwrapped_parameters: Sequence | None = None,
                  root_module_types: Sequence[type] | None = None, forward_fn: Callable | None = None,
                  output_transform: Callable | None = None, target_macs: float | None = None,
-                 target_params: float | None = None, speedup: float | None = None, **kwargs: Any):
+                 target_params: float | None = None, speedup: float | None = None,
+                 keep_config_expressible: bool = True, **kwargs: Any):
         self.model = model
         self.example_inputs = example_inputs
         self.importance = self.default_importance() if importance is None else importance
@@ -74,6 +80,7 @@ class BasePruner:
             prune_head_dims=prune_head_dims, head_pruning_ratio=head_pruning_ratio,
             head_pruning_ratio_dict=head_pruning_ratio_dict, target_macs=target_macs, target_params=target_params,
             speedup=speedup, **kwargs)
+        self.config_notes = apply_config_limits(model, self.options) if keep_config_expressible else []
         self.ignored_layers = self.options.ignored_modules
         self.DG = DependencyGraph().build_dependency(
             model, example_inputs, forward_fn=forward_fn, output_transform=output_transform,

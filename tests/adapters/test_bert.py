@@ -68,9 +68,42 @@ def test_non_uniform_ffn_is_refused(tmp_path):
 
 def test_removing_heads_is_refused():
     model = tiny_bert()
-    prune(model, pruning_ratio=0.0, prune_num_heads=True, head_pruning_ratio=0.5, prune_head_dims=False)
+    prune(model, pruning_ratio=0.0, prune_num_heads=True, head_pruning_ratio=0.5, prune_head_dims=False,
+          keep_config_expressible=False)
     assert model.encoder.layer[0].attention.self.query.out_features == 16
     with pytest.raises(NotExpressibleError, match="2 heads x 8 = 16 in hidden size 32"):
+        sync_config(model)
+
+
+def test_default_pruner_keeps_what_bertconfig_cannot_express(tmp_path, caplog):
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                     intermediate_size=64, max_position_embeddings=40, num_labels=3)
+    model = transformers.BertForSequenceClassification(config).eval()
+    pruner = tp.pruner.MagnitudePruner(model, inputs(), pruning_ratio=0.5, prune_num_heads=True,
+                                       head_pruning_ratio=0.5, global_pruning=True)
+    pruner.step()
+    assert model.bert.embeddings.word_embeddings.embedding_dim == 32  # hidden size kept
+    assert model.bert.pooler.dense.out_features == 32  # no config field sizes the pooler
+    assert model.bert.encoder.layer[0].attention.self.query.out_features == 32  # heads kept
+    assert [layer.intermediate.dense.out_features for layer in model.bert.encoder.layer] == [32, 32]  # uniform
+    notes = " ".join(pruner.config_notes)
+    assert "bert.embeddings.word_embeddings kept" in notes and "whole heads kept" in notes
+    assert "global ranking off" in notes and "keep_config_expressible=False" in caplog.text
+    save_pretrained_pruned(model, tmp_path)
+    reloaded = transformers.BertForSequenceClassification.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        assert torch.allclose(model(**inputs()).logits, reloaded(**inputs()).logits, atol=1e-5)
+
+
+def test_opting_out_prunes_the_hidden_size_and_saving_refuses():
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                     intermediate_size=64, max_position_embeddings=40, num_labels=3)
+    model = transformers.BertForSequenceClassification(config).eval()
+    tp.pruner.MagnitudePruner(model, inputs(), pruning_ratio=0.5, keep_config_expressible=False).step()
+    assert model.bert.embeddings.word_embeddings.embedding_dim == 16
+    with pytest.raises(NotExpressibleError, match="hidden"):
         sync_config(model)
 
 

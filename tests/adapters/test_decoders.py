@@ -46,10 +46,18 @@ def test_ffn_pruning_round_trips(name, field, width, tmp_path):
 @pytest.mark.parametrize("name", ["gpt2", "opt"])
 def test_pruned_hidden_size_is_refused(name, tmp_path):
     model = build(name)
-    prune(model)
+    prune(model, keep_config_expressible=False)
     with pytest.raises(NotExpressibleError, match=r"keeps 4 heads x 8 = 32 in hidden size 16"):
         save_pretrained_pruned(model, tmp_path)
     assert not (tmp_path / "config.json").exists()
+
+
+@pytest.mark.parametrize("name", ["gpt2", "opt"])
+def test_default_pruner_keeps_the_hidden_size_and_round_trips(name, tmp_path):
+    model = build(name)
+    prune(model, prune_num_heads=True, head_pruning_ratio=0.5)  # the config cannot express either
+    assert embedding(model).embedding_dim == 32
+    assert_round_trip(model, tmp_path)
 
 
 def test_gpt_neox_heads_and_hidden_size_round_trip(tmp_path):

@@ -73,10 +73,20 @@ def test_ffn_pruning_round_trips(name, field, tmp_path):
 @pytest.mark.parametrize("name", ["roberta", "distilbert", "albert"])
 def test_pruned_hidden_size_is_refused(name, tmp_path):
     model = build(name).eval()
-    tp.pruner.MagnitudePruner(model, inputs(name), pruning_ratio=0.5, output_transform=lambda out: out.logits).step()
+    tp.pruner.MagnitudePruner(model, inputs(name), pruning_ratio=0.5, output_transform=lambda out: out.logits,
+                              keep_config_expressible=False).step()
     with pytest.raises(NotExpressibleError, match=r"keeps 4 heads x 8 = 32 in hidden size 16"):
         save_pretrained_pruned(model, tmp_path)
     assert not (tmp_path / "config.json").exists()
+
+
+@pytest.mark.parametrize("name", ["roberta", "distilbert", "albert"])
+def test_default_pruner_prunes_only_what_the_config_expresses(name, tmp_path):
+    model = build(name).eval()
+    params = sum(p.numel() for p in model.parameters())
+    tp.pruner.MagnitudePruner(model, inputs(name), pruning_ratio=0.5, output_transform=lambda out: out.logits).step()
+    assert sum(p.numel() for p in model.parameters()) < params
+    assert_round_trip(model, name, tmp_path)
 
 
 def test_vit_hidden_and_ffn_pruning_round_trips(tmp_path):
@@ -129,6 +139,6 @@ def test_swin_pruned_stage_width_is_refused():
     model = transformers.SwinForImageClassification(transformers.SwinConfig(
         image_size=32, patch_size=2, embed_dim=16, depths=[1, 1], num_heads=[2, 4], window_size=4)).eval()
     tp.pruner.MagnitudePruner(model, {"pixel_values": torch.rand(1, 3, 32, 32)}, pruning_ratio=0.5,
-                              output_transform=lambda out: out.logits).step()
+                              output_transform=lambda out: out.logits, keep_config_expressible=False).step()
     with pytest.raises(NotExpressibleError, match=r"stage encoder.layers.1 is 16 wide.*embed_dim \* 2 \*\* 1 = 32"):
         sync_config(model)

@@ -60,9 +60,17 @@ def test_gemma_keeps_its_embedding_scale(tmp_path):
     assert assert_round_trip(model, tmp_path).config.intermediate_size == 32
 
 
+def test_default_pruner_keeps_gemma_hidden_size_and_round_trips(tmp_path):
+    model = build("gemma")
+    prune(model, prune_num_heads=True, head_pruning_ratio=0.5)
+    assert model.model.embed_tokens.embedding_dim == 32
+    assert model.model.layers[0].mlp.gate_proj.out_features < 64
+    assert_round_trip(model, tmp_path)
+
+
 def test_gemma_pruned_hidden_size_is_refused(tmp_path):
     model = build("gemma")
-    prune(model)
+    prune(model, keep_config_expressible=False)
     with pytest.raises(NotExpressibleError, match=r"sqrt\(16\)"):
         save_pretrained_pruned(model, tmp_path)
     assert not (tmp_path / "config.json").exists()

@@ -89,11 +89,19 @@ def test_rebuild_check_names_unsized_channels():
         sync_config(model)
 
 
-def test_t5_one_d_model_for_encoder_and_decoder():
+def test_t5_shared_embedding_is_one_d_model(tmp_path):
     model = build("t5")
-    prune(model, "t5")
-    with pytest.raises(NotExpressibleError, match="one d_model"):
-        sync_config(model)
+    prune(model, "t5", keep_config_expressible=False)  # encoder, decoder and LM head share one embedding
+    assert model.shared.weight is model.encoder.embed_tokens.weight is model.decoder.embed_tokens.weight
+    assert model.shared.weight is model.lm_head.weight and model.shared.embedding_dim == 16
+    assert sync_config(model).d_model == 16
+
+
+def test_t5_default_pruner_keeps_d_model_of_a_tied_lm_head(tmp_path):
+    model = build("t5")
+    prune(model, "t5")  # the tied head rescales by d_model ** -0.5: the hidden size stays
+    assert model.shared.embedding_dim == 32 and model.encoder.block[0].layer[1].DenseReluDense.wi.out_features == 32
+    assert_round_trip(model, "t5", tmp_path)
 
 
 def test_non_uniform_decoder_ffn_is_refused():
