@@ -44,6 +44,7 @@ class Result:
     first_refusal: str = ""
     unhandled_ops: list[str] = field(default_factory=list)
     roundtrip: str = ""
+    config_notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,6 +99,7 @@ def prune_case(case: Case, result: Result) -> tuple[Any, Any]:
                                            ignored_layers=case.ignored(model), forward_fn=case.forward_fn)
         result.build_s = round(time.perf_counter() - start, 2)
         result.unhandled_ops = sorted({node.op for node in pruner.DG.unhandled})
+        result.config_notes = [note.split(":")[0] for note in pruner.config_notes]
         refusals = _prune_groups(pruner, result)
     after = output_shapes(_forward(model, inputs, case.forward_fn), case.batch_free)
     result.macs_after, result.params_after, result.detections_after = _count(model, inputs, case.forward_fn)

@@ -11,6 +11,10 @@ def _giga(n: int | None) -> str:
     return f"{n / 1e9:.3f}" if n else "-"
 
 
+CONFIG_NOTE = (" Hugging Face models are pruned as far as their config can express (the pruner's default"
+               " `keep_config_expressible=True`): the last column lists what each model's adapter kept (the"
+               " pruner logs why).")
+
 DETECTION_NOTE = (" Detectors' MACs are counted with their score thresholds set to 0 and NMS thresholds to 1"
                   " (restored afterwards), so their per-box heads run on the full `detections_per_img` boxes"
                   " (and R-CNN box heads on the full `post_nms_top_n` proposals) both before and after pruning:"
@@ -37,7 +41,8 @@ def markdown_table(suite: str, rows: list[dict]) -> str:
     """The full table: one row per model, failures with their one-line reason."""
     lines = [f"# Prunability: {suite}", "", summary_line(suite, rows), "",
              "50% of every group's channels removed by `MagnitudePruner(pruning_ratio=0.5)`, no ignored layers."
-             + (DETECTION_NOTE if any(r.get("detections_before") is not None for r in rows) else ""), "",
+             + (DETECTION_NOTE if any(r.get("detections_before") is not None for r in rows) else "")
+             + (CONFIG_NOTE if any(r.get("roundtrip") for r in rows) else ""), "",
              "| model | group | ok | params M (before -> after) | GMACs (before -> after) | build s | total s "
              "| refused groups | unhandled ops | reason |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -48,6 +53,8 @@ def markdown_table(suite: str, rows: list[dict]) -> str:
         reason = r.get("reason") or r.get("first_refusal") or ""
         if r.get("roundtrip") not in (None, "", "ok"):
             reason = f"{reason} round trip: {r['roundtrip']}".strip()
+        if r.get("config_notes"):
+            reason = f"{reason} kept for the config: {'; '.join(r['config_notes'])}".strip()
         reason = reason.replace("|", "\\|")
         lines.append(f"| {r['name']} | {r.get('group', '')} | {'yes' if r['ok'] else '**no**'} | {params} | {macs} "
                      f"| {r.get('build_s', '-')} | {r.get('total_s', '-')} | {r.get('groups_refused', 0)} "
