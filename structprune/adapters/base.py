@@ -35,7 +35,9 @@ class PruningLimits:
     ``keep`` maps modules whose output channels must stay to the reason; ``heads`` / ``head_dims``
     say whether whole attention heads / the positions inside every head may go; with
     ``uniform_layers`` every layer must keep the same widths (one config field sizes them all), so
-    global ranking is off.  :class:`~structprune.pruner.BasePruner` applies these by default to a
+    global ranking is off.  ``hidden_follows_heads`` (``num_heads``, hidden-size producers) is for
+    configs that derive the head size as hidden / heads: when the pruner is asked to remove whole
+    heads, the hidden size loses the same fraction instead of staying, so both stay in step.  :class:`~structprune.pruner.BasePruner` applies these by default to a
     model with a registered adapter (``keep_config_expressible=False`` turns that off).
     """
 
@@ -45,6 +47,7 @@ class PruningLimits:
     head_dims: bool = False
     head_dims_reason: str = "the attention scaling head_dim ** -0.5 is rebuilt from the config"
     uniform_layers: bool = True
+    hidden_follows_heads: tuple[int, list[nn.Module]] | None = None
 
 
 class ModelAdapter:

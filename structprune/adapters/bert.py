@@ -17,7 +17,7 @@ from typing import Any
 import torch.nn as nn
 
 from structprune.adapters.base import ModelAdapter, PruningLimits, register_adapter
-from structprune.adapters.common import derived_head_size_limits, square_side_layers
+from structprune.adapters.common import encoder_limits
 
 try:
     from transformers import BertConfig
@@ -37,9 +37,7 @@ class BertAdapter(ModelAdapter):
 
     def pruning_limits(self, model: nn.Module) -> PruningLimits:
         embeddings = getattr(model, "base_model", model).embeddings.word_embeddings
-        limits = derived_head_size_limits(embeddings)
-        limits.keep.update(square_side_layers(model, embeddings.embedding_dim))
-        return limits
+        return encoder_limits(model, embeddings, embeddings.embedding_dim)
 
     def config_fields(self, model: nn.Module) -> dict[str, Any]:
         bert = getattr(model, "base_model", model)

@@ -17,13 +17,16 @@ DERIVED_HEAD_SIZE = ("this config derives the head size as hidden / heads, so th
                      "neurons only, or keep the model in memory / save it with structprune.save")
 
 
-def derived_head_size_limits(*hidden_producers: nn.Module | None) -> PruningLimits:
+def derived_head_size_limits(*hidden_producers: nn.Module | None, num_heads: int = 0) -> PruningLimits:
     """Limits for a config that derives the head size as hidden / heads: the attention must stay
     exactly hidden-wide, so the hidden size (the output of ``hidden_producers``, e.g. the input
-    embeddings) stays, and so do the heads; FFN neurons are what can go."""
+    embeddings) stays, and so do the heads, unless whole heads are asked for: then (with
+    ``num_heads`` given) the hidden size loses the same fraction as the heads."""
     why = "the config derives the head size as hidden / heads, so the hidden size stays with the attention"
-    return PruningLimits(keep={m: why for m in hidden_producers if m is not None}, heads=False,
-                         heads_reason="the config derives the head size as hidden / heads")
+    producers = [m for m in hidden_producers if m is not None]
+    return PruningLimits(keep={m: why for m in producers}, heads=False,
+                         heads_reason="the config derives the head size as hidden / heads",
+                         hidden_follows_heads=(num_heads, producers) if num_heads and producers else None)
 
 
 def square_side_layers(model: nn.Module, hidden: int) -> dict[nn.Module, str]:
@@ -34,6 +37,16 @@ def square_side_layers(model: nn.Module, hidden: int) -> dict[nn.Module, str]:
             for name, module in model.named_modules()
             if isinstance(module, nn.Linear) and module.in_features == module.out_features == hidden
             and not any(part.isdigit() for part in name.split("."))}
+
+
+def encoder_limits(model: nn.Module, hidden_producer: nn.Module, hidden: int) -> PruningLimits:
+    """:func:`derived_head_size_limits` for a BERT-like encoder whose hidden size ``hidden_producer``
+    writes; its :func:`square_side_layers` (pooler, classifier dense) stay too, or follow the heads
+    with the hidden size."""
+    side = square_side_layers(model, hidden)
+    limits = derived_head_size_limits(hidden_producer, *side, num_heads=model.config.num_attention_heads)
+    limits.keep.update(side)
+    return limits
 
 
 def out_width(module: nn.Module) -> int:

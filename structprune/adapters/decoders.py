@@ -27,7 +27,8 @@ class GPT2Adapter(ModelAdapter):
     name = "GPT2Config"
 
     def pruning_limits(self, model: nn.Module) -> PruningLimits:
-        return derived_head_size_limits(getattr(model, "base_model", model).wte)
+        wte = getattr(model, "base_model", model).wte
+        return derived_head_size_limits(wte, num_heads=model.config.num_attention_heads)
 
     def config_fields(self, model: nn.Module) -> dict[str, Any]:
         base = getattr(model, "base_model", model)
@@ -52,7 +53,8 @@ class OPTAdapter(ModelAdapter):
 
     def pruning_limits(self, model: nn.Module) -> PruningLimits:
         decoder = getattr(model, "base_model", model).decoder
-        return derived_head_size_limits(decoder.embed_tokens, decoder.project_in)
+        return derived_head_size_limits(decoder.project_in or decoder.embed_tokens,
+                                        num_heads=model.config.num_attention_heads)
 
     def config_fields(self, model: nn.Module) -> dict[str, Any]:
         decoder = getattr(model, "base_model", model).decoder

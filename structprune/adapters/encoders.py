@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from structprune.adapters.base import ModelAdapter, PruningLimits, register_adapter
 from structprune.adapters.bert import BertAdapter
-from structprune.adapters.common import (attention_heads, derived_head_size_limits, ffn_width, square_side_layers,
+from structprune.adapters.common import (attention_heads, derived_head_size_limits, encoder_limits, ffn_width,
                                          uniform_ffn)
 
 try:
@@ -38,9 +38,7 @@ class DistilBertAdapter(ModelAdapter):
 
     def pruning_limits(self, model: nn.Module) -> PruningLimits:
         embeddings = getattr(model, "base_model", model).embeddings.word_embeddings
-        limits = derived_head_size_limits(embeddings)
-        limits.keep.update(square_side_layers(model, embeddings.embedding_dim))
-        return limits
+        return encoder_limits(model, embeddings, embeddings.embedding_dim)
 
     def config_fields(self, model: nn.Module) -> dict[str, Any]:
         base = getattr(model, "base_model", model)
@@ -63,9 +61,7 @@ class AlbertAdapter(ModelAdapter):
 
     def pruning_limits(self, model: nn.Module) -> PruningLimits:
         mapping = getattr(model, "base_model", model).encoder.embedding_hidden_mapping_in
-        limits = derived_head_size_limits(mapping)
-        limits.keep.update(square_side_layers(model, mapping.out_features))
-        return limits
+        return encoder_limits(model, mapping, mapping.out_features)
 
     def config_fields(self, model: nn.Module) -> dict[str, Any]:
         base = getattr(model, "base_model", model)

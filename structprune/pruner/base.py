@@ -12,7 +12,7 @@ import torch.nn as nn
 from structprune.graph import DependencyGraph
 from structprune.group import Group
 from structprune.importance import Importance, MagnitudeImportance
-from structprune.pruner.config_limits import apply_config_limits
+from structprune.pruner.config_limits import ConfigLimits, apply_config_limits
 from structprune.pruner.groups import GroupRecord, find_groups
 from structprune.pruner.options import build_options
 from structprune.pruner.selection import Limits, global_removals, lowest
@@ -80,12 +80,13 @@ class BasePruner:
             prune_head_dims=prune_head_dims, head_pruning_ratio=head_pruning_ratio,
             head_pruning_ratio_dict=head_pruning_ratio_dict, target_macs=target_macs, target_params=target_params,
             speedup=speedup, **kwargs)
-        self.config_notes = apply_config_limits(model, self.options) if keep_config_expressible else []
+        config_limits = apply_config_limits(model, self.options) if keep_config_expressible else ConfigLimits()
         self.ignored_layers = self.options.ignored_modules
         self.DG = DependencyGraph().build_dependency(
             model, example_inputs, forward_fn=forward_fn, output_transform=output_transform,
             unwrapped_parameters=unwrapped_parameters, customized_pruners=customized_pruners)
-        self.records = find_groups(self.DG, self.options)
+        self.records = config_limits.settle(find_groups(self.DG, self.options))
+        self.config_notes = config_limits.notes
         self.current_step = 0
         self._target = self._make_target_search() if self.options.has_target else None
         logger.info("%s: %d prunable groups", type(self).__name__, len(self.records))

@@ -80,18 +80,33 @@ def test_default_pruner_keeps_what_bertconfig_cannot_express(tmp_path, caplog):
     config = transformers.BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                                      intermediate_size=64, max_position_embeddings=40, num_labels=3)
     model = transformers.BertForSequenceClassification(config).eval()
-    pruner = tp.pruner.MagnitudePruner(model, inputs(), pruning_ratio=0.5, prune_num_heads=True,
-                                       head_pruning_ratio=0.5, global_pruning=True)
+    pruner = tp.pruner.MagnitudePruner(model, inputs(), pruning_ratio=0.5, global_pruning=True)
     pruner.step()
     assert model.bert.embeddings.word_embeddings.embedding_dim == 32  # hidden size kept
     assert model.bert.pooler.dense.out_features == 32  # no config field sizes the pooler
     assert model.bert.encoder.layer[0].attention.self.query.out_features == 32  # heads kept
     assert [layer.intermediate.dense.out_features for layer in model.bert.encoder.layer] == [32, 32]  # uniform
     notes = " ".join(pruner.config_notes)
-    assert "bert.embeddings.word_embeddings kept" in notes and "whole heads kept" in notes
+    assert "bert.embeddings.word_embeddings kept" in notes and "head dims kept" in notes
     assert "global ranking off" in notes and "keep_config_expressible=False" in caplog.text
     save_pretrained_pruned(model, tmp_path)
     reloaded = transformers.BertForSequenceClassification.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        assert torch.allclose(model(**inputs()).logits, reloaded(**inputs()).logits, atol=1e-5)
+
+
+def test_bert_half_as_wide_with_half_the_heads_reloads(tmp_path):
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                     intermediate_size=64, max_position_embeddings=40, num_labels=3)
+    model = transformers.BertForSequenceClassification(config).eval()
+    params = sum(p.numel() for p in model.bert.encoder.parameters())
+    tp.pruner.MagnitudePruner(model, inputs(), pruning_ratio=0.5, prune_num_heads=True, head_pruning_ratio=0.5).step()
+    assert sum(p.numel() for p in model.bert.encoder.parameters()) < params * 0.3
+    save_pretrained_pruned(model, tmp_path)
+    reloaded = transformers.BertForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert (reloaded.config.hidden_size, reloaded.config.num_attention_heads) == (16, 2)
+    assert reloaded.config.intermediate_size == 32
     with torch.no_grad():
         assert torch.allclose(model(**inputs()).logits, reloaded(**inputs()).logits, atol=1e-5)
 

@@ -55,8 +55,22 @@ def test_pruned_hidden_size_is_refused(name, tmp_path):
 @pytest.mark.parametrize("name", ["gpt2", "opt"])
 def test_default_pruner_keeps_the_hidden_size_and_round_trips(name, tmp_path):
     model = build(name)
-    prune(model, prune_num_heads=True, head_pruning_ratio=0.5)  # the config cannot express either
+    prune(model)
     assert embedding(model).embedding_dim == 32
+    assert_round_trip(model, tmp_path)
+
+
+def test_opt_hidden_size_follows_the_heads(tmp_path):
+    model = build("opt")
+    prune(model, prune_num_heads=True, head_pruning_ratio=0.5)
+    assert embedding(model).embedding_dim == 16
+    assert assert_round_trip(model, tmp_path).config.num_attention_heads == 2
+
+
+def test_gpt2_keeps_the_hidden_size_when_no_heads_are_found(tmp_path, caplog):
+    model = build("gpt2")  # its fused c_attn split is not (yet) traced into whole heads
+    prune(model, prune_num_heads=True, head_pruning_ratio=0.5)
+    assert embedding(model).embedding_dim == 32 and "found no whole heads" in caplog.text
     assert_round_trip(model, tmp_path)
 
 

@@ -89,6 +89,17 @@ def test_default_pruner_prunes_only_what_the_config_expresses(name, tmp_path):
     assert_round_trip(model, name, tmp_path)
 
 
+@pytest.mark.parametrize("name", ["roberta", "distilbert", "albert"])
+def test_asking_for_heads_prunes_the_hidden_size_with_them(name, tmp_path):
+    model = build(name).eval()
+    pruner = tp.pruner.MagnitudePruner(model, inputs(name), pruning_ratio=0.5, prune_num_heads=True,
+                                       head_pruning_ratio=0.5, output_transform=lambda out: out.logits)
+    pruner.step()
+    assert any(note.startswith("hidden size follows the heads: 2 of 4") for note in pruner.config_notes)
+    config = assert_round_trip(model, name, tmp_path)
+    assert (config.hidden_size, config.num_attention_heads) == (16, 2)
+
+
 def test_vit_hidden_and_ffn_pruning_round_trips(tmp_path):
     model = build("vit").eval()
     tp.pruner.MagnitudePruner(model, inputs("vit"), pruning_ratio=0.5, output_transform=lambda out: out.logits).step()
