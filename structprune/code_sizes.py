@@ -146,9 +146,19 @@ def _reads_before(graph, node: Node):
                 yield r.value.shape[a], graph.dim_classes(r.value, a)
 
 
+def _from_config(size: int) -> bool:
+    """Made from module attributes alone, some of them list/tuple ints: no size read from a tensor."""
+    return isinstance(size, TracedInt) and size.attributes_only and not size.adaptive
+
+
+def _from_int_attributes(size: int) -> bool:
+    """Computed with some ``int`` module attribute (not only with ints of list/tuple attributes)."""
+    return isinstance(size, TracedInt) and any(type(getattr(m, n, None)) is int for m, n in size.sources)
+
+
 def _check_dim(graph, node: Node, axis: int, size: int) -> None:
     units = free_units(graph, graph.dim_classes(node.outputs[0], axis))
-    if not isinstance(size, TracedInt):
+    if not _from_config(size) and not _from_int_attributes(size):  # maybe a read (``H // self.stride[0]``)
         sources = [free_units(graph, c) for n, c in _reads_before(graph, node) if n == size]
         if any(s == units for s in sources):
             return
