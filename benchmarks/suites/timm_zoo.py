@@ -14,6 +14,7 @@ from benchmarks.suites import Case
 
 IMAGE = 128
 SMALL_FIXED = 112  # divisible by patch sizes 14 and 16
+SMALL_BY_PREFIX = {"hiera": 128}  # stride 4 then three 2x unrolls: a multiple of 32
 ARCHITECTURES = [
     "resnet18 resnet26d resnet50 resnet50d resnetv2_50 resnext26ts resnext50_32x4d seresnext26d_32x4d resnest14d resnest26d ecaresnet26t skresnet18 res2net50_26w_4s",
     "regnetx_002 regnety_002 regnetz_005 regnety_008",
@@ -50,11 +51,15 @@ def _family(name: str) -> str:
     return name.split("_")[0].rstrip("0123456789")
 
 
-def _input_size(model, small: bool) -> tuple[int, int]:
+def _small_size(name: str) -> int:
+    return next((size for prefix, size in SMALL_BY_PREFIX.items() if name.startswith(prefix)), SMALL_FIXED)
+
+
+def _input_size(model, small: int) -> tuple[int, int]:
     cfg = model.pretrained_cfg
     size = tuple(cfg["input_size"][1:])
     if small:
-        return SMALL_FIXED, SMALL_FIXED
+        return small, small
     if cfg.get("fixed_input_size", False):
         return size
     return min(IMAGE, size[0]), min(IMAGE, size[1])
@@ -62,11 +67,11 @@ def _input_size(model, small: bool) -> tuple[int, int]:
 
 def _build(name: str):
     def build():
-        small = name.startswith(SMALL_IMG_PREFIXES)
+        small = _small_size(name) if name.startswith(SMALL_IMG_PREFIXES) else 0
         try:
-            model = timm.create_model(name, pretrained=False, **({"img_size": SMALL_FIXED} if small else {}))
+            model = timm.create_model(name, pretrained=False, **({"img_size": small} if small else {}))
         except TypeError:
-            model, small = timm.create_model(name, pretrained=False), False
+            model, small = timm.create_model(name, pretrained=False), 0
         return model, torch.rand(1, 3, *_input_size(model, small))
     return build
 
