@@ -46,8 +46,8 @@ def test_ffn_pruning_round_trips(name, field, width, tmp_path):
 @pytest.mark.parametrize("name", ["gpt2", "opt"])
 def test_pruned_hidden_size_is_refused(name, tmp_path):
     model = build(name)
-    prune(model, keep_config_expressible=False)
-    with pytest.raises(NotExpressibleError, match=r"keeps 4 heads x 8 = 32 in hidden size 16"):
+    prune(model, keep_config_expressible=False)  # hidden size and (GPT-2) head dims pruned
+    with pytest.raises(NotExpressibleError, match=r"keeps 4 heads x 8 = 32 in hidden size 16|head dims pruned"):
         save_pretrained_pruned(model, tmp_path)
     assert not (tmp_path / "config.json").exists()
 
@@ -67,9 +67,17 @@ def test_opt_hidden_size_follows_the_heads(tmp_path):
     assert assert_round_trip(model, tmp_path).config.num_attention_heads == 2
 
 
-def test_gpt2_keeps_the_hidden_size_when_no_heads_are_found(tmp_path, caplog):
-    model = build("gpt2")  # its fused c_attn split is not (yet) traced into whole heads
+def test_gpt2_fused_qkv_heads_and_hidden_size_round_trip(tmp_path):
+    model = build("gpt2")  # c_attn is split into q, k, v, each viewed as heads x head_dim
     prune(model, prune_num_heads=True, head_pruning_ratio=0.5)
+    assert embedding(model).embedding_dim == 16 and model.transformer.h[0].attn.c_attn.weight.shape == (16, 48)
+    assert assert_round_trip(model, tmp_path).config.n_head == 2
+
+
+def test_hidden_size_stays_when_no_whole_heads_are_found(tmp_path, caplog):
+    model = build("opt")
+    attention = [module for module in model.modules() if type(module).__name__.endswith("Attention")]
+    prune(model, prune_num_heads=True, head_pruning_ratio=0.5, ignored_layers=attention)
     assert embedding(model).embedding_dim == 32 and "found no whole heads" in caplog.text
     assert_round_trip(model, tmp_path)
 

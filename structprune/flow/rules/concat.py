@@ -50,20 +50,21 @@ def split_rule(ctx: FlowContext, node: Node) -> None:
 
     Parts requested by count or by one size (``chunk(n)``, ``split(x, size)``, or a list of equal
     sizes) must stay equal, so the dim is ``parts x positions``: a position goes from every part
-    at once and the parts themselves are pinned.  Parts of listed unequal sizes map one to one
-    (their sizes must then come from attributes that pruning updates, such as ``in_channels``).
+    at once and the parts themselves are pinned.  Each equal part then *is* the positions factor
+    (not a slice of the product), so per-part reshapes such as a fused q/k/v split viewed as
+    ``heads x head_dim`` refine one factor consistently.  Parts of listed unequal sizes map one to
+    one (their sizes must then come from attributes that pruning updates, such as ``in_channels``).
     """
     src = node.inputs[0]
     dims = ctx.dims(src)
     default = {"hsplit": 1 if src.ndim > 1 else 0, "vsplit": 0, "dsplit": 2}.get(node.op, 0)
     axis = _dim(node, 2, src.ndim, default) if node.op not in ("hsplit", "vsplit", "dsplit") else default
     sizes = [out.shape[axis] for out in node.outputs]
-    if _equal_parts(node):
-        _tie_equal_parts(ctx, node, dims[axis], sizes)
+    positions = _tie_equal_parts(ctx, node, dims[axis], sizes) if _equal_parts(node) else None
     offset = 0
     for out, size in zip(node.outputs, sizes):
         out_dims = list(dims)
-        out_dims[axis] = dims[axis][offset: offset + size]
+        out_dims[axis] = positions if positions is not None else dims[axis][offset: offset + size]
         offset += size
         ctx.set_dims(out, out_dims)
 
@@ -76,14 +77,18 @@ def _equal_parts(node: Node) -> bool:
     return True
 
 
-def _tie_equal_parts(ctx: FlowContext, node: Node, atoms, sizes: list[int]) -> None:
+def _tie_equal_parts(ctx: FlowContext, node: Node, atoms, sizes: list[int]):
+    """Define the split dim as ``parts x positions`` and return the positions' atoms (the atoms of
+    every part), or ``None`` when there is nothing to tie (one part, or unequal parts: pinned)."""
     if len(sizes) < 2:
-        return
+        return None
     if len(set(sizes)) > 1 or sum(sizes) != atoms.numel():
         ctx.atoms.pin(atoms, pinned_reason(node, f"split into unequal parts {sizes}"))
-        return
+        return None
     parts = ctx.fresh_pinned(len(sizes), pinned_reason(node, "number of split parts"))
-    ctx.atoms.unify(atoms, ctx.atoms.product([parts, ctx.atoms.fresh(sizes[0])]))
+    positions = ctx.atoms.fresh(sizes[0])
+    ctx.atoms.unify(atoms, ctx.atoms.product([parts, positions]))
+    return positions
 
 
 @register_op_rule("unbind")
