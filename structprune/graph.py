@@ -115,9 +115,13 @@ class DependencyGraph:
         return cached
 
     def _groups_in(self, classes: torch.Tensor) -> set[int]:
-        c = classes[classes >= 0].unique()
-        c = c[~self.solution.pinned[c]]
-        return set(self.solution.group_of[c].unique().tolist()) - {-1}
+        cache = self.__dict__.setdefault("_groups_cache", {})
+        found = cache.get(id(classes))
+        if found is None or found[0] is not classes:  # expand() shares results between equal dims
+            c = classes[classes >= 0].unique()
+            c = c[~self.solution.pinned[c]]
+            found = cache[id(classes)] = (classes, set(self.solution.group_of[c].unique().tolist()) - {-1})
+        return set(found[1])
 
     # queries -----------------------------------------------------------------------------
     def target_of(self, module: nn.Module | torch.Tensor, dim: str = "out") -> Target:

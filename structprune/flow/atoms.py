@@ -124,10 +124,22 @@ class AtomSolution:
         self._def_index = torch.full((len(self.root),), -1, dtype=torch.long)
         self._def_index[self.def_roots] = torch.arange(len(self.def_roots))
         self._def_table = self.def_table if len(self.def_roots) else torch.full((1, 1), -1, dtype=torch.long)
+        self._expanded: dict[bytes, torch.Tensor] = {}
 
     def expand(self, atoms: Atoms) -> torch.Tensor:
-        """``(N, K)`` prime classes of each element of ``atoms`` (``-1`` pads shorter products)."""
-        table = self.root[atoms].reshape(-1, 1)
+        """``(N, K)`` prime classes of each element of ``atoms`` (``-1`` pads shorter products).
+
+        Dims that solved to the same classes (a hidden size seen by a hundred layers) share one
+        cached result: treat it as read-only."""
+        roots = self.root[atoms].reshape(-1)
+        key = roots.numpy().tobytes()
+        cached = self._expanded.get(key)
+        if cached is None:
+            cached = self._expanded[key] = self._expand_roots(roots)
+        return cached
+
+    def _expand_roots(self, roots: torch.Tensor) -> torch.Tensor:
+        table = roots.reshape(-1, 1)
         for _ in range(32):  # products of products: expand until every entry is prime
             index = torch.where(table >= 0, self._def_index[table.clamp(min=0)], -1)
             if not bool((index >= 0).any()):
