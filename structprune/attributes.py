@@ -54,8 +54,9 @@ def _sized_axes(node: Node, value: TracedInt) -> tuple[list[tuple[int, int]], bo
     says which dim; for other calls (split sizes, slice bounds) every output dim of that size.
     """
     from structprune.code_sizes import SHAPED_OPS, shape_args
+    from structprune.flow.rules.factory import factory_sizes
 
-    sizes = shape_args(node) if node.op in SHAPED_OPS else None
+    sizes = shape_args(node) if node.op in SHAPED_OPS else factory_sizes(node)
     if sizes is not None and len(sizes) == node.outputs[0].ndim:
         return [(0, axis) for axis, s in enumerate(sizes) if s is value], True
     if node.op == "__getitem__":

@@ -1,10 +1,14 @@
-"""Tensors made from Python numbers (``torch.arange``, ``torch.zeros`` ...): their dims are fixed in code."""
+"""Tensors made from Python numbers (``torch.arange``, ``torch.zeros`` ...): their dims are fixed in
+code, except a dim sized directly by a module attribute (``torch.zeros(1, self.n_heads, L, L)``):
+that attribute is kept in step by :mod:`structprune.attributes`, so the next forward makes the
+tensor at the pruned size and the dim is free to couple with what it meets."""
 
 from __future__ import annotations
 
 from structprune.flow.context import FlowContext, pinned_reason
 from structprune.flow.registry import register_op_rule
 from structprune.trace.nodes import Node
+from structprune.trace.traced_int import TracedInt
 
 FACTORIES = (
     "arange", "range", "linspace", "logspace", "zeros", "ones", "empty", "full", "eye", "rand",
@@ -14,11 +18,34 @@ FACTORIES = (
 )
 
 
+SIZED_FACTORIES = {"zeros", "ones", "empty", "full", "rand", "randn", "new_zeros", "new_ones", "new_empty",
+                   "new_full"}
+
+
+def factory_sizes(node: Node) -> list | None:
+    """The sizes a ``zeros(size)``-like call was given (aligned with its output dims), or ``None``."""
+    if node.op not in SIZED_FACTORIES:
+        return None
+    args = list(node.args[1:] if node.op.startswith("new_") else node.args)
+    if "size" in node.kwargs:
+        args = [node.kwargs["size"]]
+    if node.op.endswith("full"):
+        args = args[:1]
+    if len(args) == 1 and isinstance(args[0], (list, tuple)):
+        args = list(args[0])
+    if not args or not all(isinstance(a, int) and not isinstance(a, bool) for a in args):
+        return None
+    return args
+
+
 @register_op_rule(*FACTORIES)
 def factory_rule(ctx: FlowContext, node: Node) -> None:
-    """New tensors sized by Python ints: every dim is pinned (their size does not follow pruning)."""
+    """New tensors sized by Python ints: pinned dims, but for those sized by a module attribute."""
     for value in node.inputs:
         ctx.dims(value)
     reason = pinned_reason(node, "size fixed in code")
+    sizes = factory_sizes(node)
     for out in node.outputs:
-        ctx.set_dims(out, [ctx.fresh_pinned(s, reason) for s in out.shape])
+        by_attribute = sizes if sizes is not None and len(sizes) == out.ndim else [None] * out.ndim
+        ctx.set_dims(out, [ctx.atoms.fresh(s) if isinstance(a, TracedInt) and not a.derived
+                           else ctx.fresh_pinned(s, reason) for s, a in zip(out.shape, by_attribute)])
