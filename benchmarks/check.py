@@ -87,15 +87,17 @@ def _forward(model, inputs, forward_fn):
         return run_forward(model, inputs, forward_fn)
 
 
-def prune_case(case: Case, result: Result) -> tuple[Any, Any]:
-    """Build, count, prune and re-check ``case``, filling ``result``; returns (model, inputs)."""
+def prune_case(case: Case, result: Result, heads: bool = False) -> tuple[Any, Any]:
+    """Build, count, prune and re-check ``case``, filling ``result``; returns (model, inputs).
+    ``heads``: also remove 50% of whole attention heads."""
     model, inputs = case.build()
     model.eval()
     before = output_shapes(_forward(model, inputs, case.forward_fn), case.batch_free)
     result.macs_before, result.params_before, result.detections_before = _count(model, inputs, case.forward_fn)
     start = time.perf_counter()
     with torch.no_grad():
-        pruner = tp.pruner.MagnitudePruner(model, inputs, pruning_ratio=PRUNING_RATIO,
+        head_options = dict(prune_num_heads=True, head_pruning_ratio=PRUNING_RATIO) if heads else {}
+        pruner = tp.pruner.MagnitudePruner(model, inputs, pruning_ratio=PRUNING_RATIO, **head_options,
                                            ignored_layers=case.ignored(model), forward_fn=case.forward_fn)
         result.build_s = round(time.perf_counter() - start, 2)
         result.unhandled_ops = sorted({node.op for node in pruner.DG.unhandled})
@@ -119,13 +121,14 @@ def _verdict(result: Result, before, after, refusals: list[str]) -> str:
     return ""
 
 
-def run_case(case: Case) -> Result:
-    """Run ``case`` and return its row; any exception becomes a one-line failure reason."""
+def run_case(case: Case, heads: bool = False) -> Result:
+    """Run ``case`` (with ``heads``: whole heads too) and return its row; any exception becomes a
+    one-line failure reason."""
     torch.manual_seed(0)
     result = Result(case.name, case.group)
     start = time.perf_counter()
     try:
-        model, inputs = prune_case(case, result)
+        model, inputs = prune_case(case, result, heads)
         if case.roundtrip and not result.reason:
             from benchmarks.roundtrip import check_roundtrip
             result.roundtrip = check_roundtrip(model, inputs)

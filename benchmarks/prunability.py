@@ -31,7 +31,7 @@ RESULTS = Path(__file__).parent / "results"
 MARKER = "@@RESULT@@"
 
 
-def run_one(suite: str, name: str, threads: int) -> dict:
+def run_one(suite: str, name: str, threads: int, heads: bool = False) -> dict:
     """Run one case in this process and return its row (used by the subprocess)."""
     import torch
 
@@ -39,12 +39,13 @@ def run_one(suite: str, name: str, threads: int) -> dict:
     from benchmarks.suites import find
 
     torch.set_num_threads(threads)
-    return run_case(find(suite, name)).to_dict()
+    return run_case(find(suite, name), heads).to_dict()
 
 
-def run_isolated(suite: str, name: str, group: str, timeout: float, threads: int) -> dict:
+def run_isolated(suite: str, name: str, group: str, timeout: float, threads: int, heads: bool = False) -> dict:
     """Run one case in a fresh interpreter; a crash or timeout becomes a failed row."""
     cmd = [sys.executable, "-m", "benchmarks.prunability", "--suite", suite, "--one", name, "--threads", str(threads)]
+    cmd += ["--heads"] if heads else []
     root = Path(__file__).resolve().parent.parent
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=root)
@@ -57,13 +58,14 @@ def run_isolated(suite: str, name: str, group: str, timeout: float, threads: int
     return {"name": name, "group": group, "ok": False, "reason": f"crashed (exit {done.returncode}): {tail}"[:300]}
 
 
-def run_suite(suite: str, names: list[str] | None, jobs: int, timeout: float, threads: int) -> list[dict]:
+def run_suite(suite: str, names: list[str] | None, jobs: int, timeout: float, threads: int,
+              heads: bool = False) -> list[dict]:
     from benchmarks.suites import cases
 
     chosen = [c for c in cases(suite) if not names or c.name in names]
     rows: list[dict] = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(run_isolated, suite, c.name, c.group, timeout, threads) for c in chosen]
+        futures = [pool.submit(run_isolated, suite, c.name, c.group, timeout, threads, heads) for c in chosen]
         for future in futures:
             row = future.result()
             rows.append(row)
@@ -97,6 +99,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=RESULTS, help="where JSON and Markdown go")
     parser.add_argument("--merge", action="store_true", help="with --models: update those rows of the saved results")
     parser.add_argument("--list", action="store_true", help="list the suite's models and exit")
+    parser.add_argument("--heads", action="store_true", help="also remove 50%% of whole attention heads "
+                                                              "(results go to <suite>_heads.json/.md)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -104,18 +108,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.one:
-        print(MARKER + json.dumps(run_one(args.suite, args.one, args.threads)), flush=True)
+        print(MARKER + json.dumps(run_one(args.suite, args.one, args.threads, args.heads)), flush=True)
         return
     if args.list:
         from benchmarks.suites import cases
         print("\n".join(f"{c.name}  ({c.group})" for c in cases(args.suite)))
         return
-    rows = run_suite(args.suite, args.models, args.jobs, args.timeout, args.threads)
+    rows = run_suite(args.suite, args.models, args.jobs, args.timeout, args.threads, args.heads)
+    label = args.suite + ("_heads" if args.heads else "")
     if args.merge:
-        rows = merge_rows(args.out / f"{args.suite}.json", rows)
+        rows = merge_rows(args.out / f"{label}.json", rows)
     if not args.models or args.merge:
-        write_results(args.suite, rows, args.out)
-    print(summary_line(args.suite, rows))
+        write_results(label, rows, args.out)
+    print(summary_line(label, rows))
 
 
 if __name__ == "__main__":
