@@ -11,13 +11,13 @@ runs leaf modules inside (reentrant checkpointing) is traced through instead.
 
 from __future__ import annotations
 
+import weakref
 from contextlib import ExitStack
 from typing import Any, Callable
 
 import torch
 import torch.nn as nn
 from torch.overrides import TorchFunctionMode
-from torch.utils.weak import WeakIdKeyDictionary
 
 from structprune.trace.nodes import Node, ShapeRead, Trace, Value
 from structprune.trace.structure import flatten_tensors, map_tensors
@@ -49,6 +49,26 @@ def run_forward(model: nn.Module, example_inputs: Any, forward_fn: Callable | No
     return model(example_inputs)
 
 
+
+class _LiveValues:
+    """``tensor -> Value`` for tensors still alive, held weakly.
+
+    Plain ``weakref.ref`` entries keyed by ``id`` and checked on read (a reused id or a dead tensor
+    reads as absent): several times cheaper per lookup than ``torch.utils.weak.WeakIdKeyDictionary``,
+    whose references call back into the tensor on every read, and the trace looks up every
+    argument of every op.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[weakref.ref, Value]] = {}
+
+    def __setitem__(self, tensor: torch.Tensor, value: Value) -> None:
+        self._entries[id(tensor)] = (weakref.ref(tensor), value)
+
+    def get(self, tensor: torch.Tensor) -> Value | None:
+        entry = self._entries.get(id(tensor))
+        return entry[1] if entry is not None and entry[0]() is tensor else None
+
 class _Recorder(TorchFunctionMode):
     def __init__(self, model: nn.Module, is_leaf: Callable[[nn.Module], bool]):
         super().__init__()
@@ -60,7 +80,7 @@ class _Recorder(TorchFunctionMode):
         self.values: list[Value] = []
         self.nodes: list[Node] = []
         self.shape_reads: list[ShapeRead] = []
-        self.live: WeakIdKeyDictionary = WeakIdKeyDictionary()
+        self.live = _LiveValues()
         self.keep_alive: list[torch.Tensor] = []
         self.scope: list[str] = []
         self.leaf_depth = 0

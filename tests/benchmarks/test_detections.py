@@ -16,14 +16,6 @@ from benchmarks.suites import find
 SMALL_DETECTOR = "fasterrcnn_mobilenet_v3_large_320_fpn"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _thresholds(model) -> list[tuple[str, float]]:
     return [(f"{name}.{attr}", getattr(m, attr)) for name, m in model.named_modules()
             for attr in ("score_thresh", "nms_thresh") if isinstance(getattr(m, attr, None), float)]

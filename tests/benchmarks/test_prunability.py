@@ -19,14 +19,6 @@ HANDFUL = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _assert_pruned(row) -> None:
     assert row.ok, f"{row.name}: {row.reason}"
     assert row.params_after < row.params_before and row.macs_after < row.macs_before
