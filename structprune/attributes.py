@@ -105,9 +105,16 @@ def collect_size_attributes(graph) -> list[SizeAttribute]:
 
 
 def free_units(graph, classes: torch.Tensor) -> frozenset[int]:
-    """The unpinned unit classes an expanded dim is made of."""
+    """The unpinned unit classes an expanded dim is made of (cached until the next pin)."""
+    cache = graph.__dict__.setdefault("_free_units", {})
+    version = graph.solution.pin_version
+    hit = cache.get(id(classes))
+    if hit is not None and hit[0] is classes and hit[1] == version:
+        return hit[2]
     c = classes[classes >= 0]
-    return frozenset(c[~graph.solution.pinned[c]].tolist())
+    found = frozenset(c[~graph.solution.pinned[c]].tolist())
+    cache[id(classes)] = (classes, version, found)
+    return found
 
 
 def pin_conflicting_attributes(graph, attributes: list[SizeAttribute]) -> None:
@@ -137,6 +144,7 @@ def pin_groups(graph, units: set[int], reason: str) -> None:
     solution.reasons.append(reason)
     solution.pin_reason[members] = len(solution.reasons) - 1
     solution.pinned |= members
+    solution.pin_version += 1
 
 
 def update_size_attributes(graph, removed: torch.Tensor) -> None:

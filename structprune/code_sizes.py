@@ -18,6 +18,8 @@ For every reshape-like call with explicit sizes, each prunable output dim is che
 
 from __future__ import annotations
 
+import bisect
+
 import torch
 
 from structprune.attributes import free_units, index_items, pin_groups
@@ -140,10 +142,17 @@ def _pin_fixed_split_sizes(graph) -> None:
 
 
 def _reads_before(graph, node: Node):
-    for r in graph.trace.shape_reads:
-        if r.position <= node.index and r.scope == node.scope and r.value in graph.value_dims:
-            for a in r.axes:
-                yield r.value.shape[a], graph.dim_classes(r.value, a)
+    """``(size, classes)`` of every dim read (``x.shape``) in ``node``'s scope before it."""
+    by_scope = graph.__dict__.get("_reads_by_scope")
+    if by_scope is None:  # index the reads once per graph: checks run for many nodes
+        by_scope = graph.__dict__["_reads_by_scope"] = {}
+        for r in sorted(graph.trace.shape_reads, key=lambda r: r.position):
+            if r.value in graph.value_dims:
+                by_scope.setdefault(r.scope, []).append(r)
+    reads = by_scope.get(node.scope, [])
+    for r in reads[:bisect.bisect_right([r.position for r in reads], node.index)]:
+        for a in r.axes:
+            yield r.value.shape[a], graph.dim_classes(r.value, a)
 
 
 def _from_config(size: int) -> bool:

@@ -119,6 +119,7 @@ class AtomSolution:
     pin_reason: torch.Tensor
     group_of: torch.Tensor
     reasons: list[str]
+    pin_version: int = 0  # bumped by every pin after solving (cached free-unit sets go stale)
 
     def __post_init__(self) -> None:
         self._def_index = torch.full((len(self.root),), -1, dtype=torch.long)
