@@ -253,15 +253,17 @@ class _Solver:
         return reason >= 0, reason
 
     def _groups(self, root: torch.Tensor, def_roots: torch.Tensor) -> torch.Tensor:
-        """Prime classes whose atoms were created on linked axes form one coupled channel space."""
+        """A prime class's channel space is the axis its first atom was made on (its root: the
+        class's smallest atom id), e.g. the out channels of the layer that produced it.
+
+        Axes are not linked through later axes that merely hold several spaces side by side (a
+        consumer's in channels after a ``cat``, a norm over it): each producer of a concatenation
+        stays its own space, pruned on its own, as in Torch-Pruning.  Classes that were unified
+        (a residual add) share one root, hence one space."""
         axis_of = torch.cat(self.table._axis_of) if self.table._axis_of else torch.zeros(0, dtype=torch.long)
         prime = torch.ones(self.n, dtype=torch.bool)
         prime[def_roots] = False
-        atoms = torch.arange(self.n, dtype=torch.long)
-        keep = prime[root[atoms]]
-        axis_cc = connected_components(
-            self.table.num_axes, axis_of[atoms[keep]], axis_of[root[atoms[keep]]]
-        )
+        keep = prime[root]
         group_of = torch.full((self.n,), -1, dtype=torch.long)
-        group_of[atoms[keep]] = axis_cc[axis_of[atoms[keep]]]
+        group_of[keep] = axis_of[root[keep]]
         return group_of

@@ -225,3 +225,26 @@ def test_dense_block_each_layer_prunable(k):
     _randomize_bn(model)
     prune_and_check(model, torch.randn(1, 3, 4, 4), model.layers[k][2], tp.prune_conv_out_channels, [0, 2])
     assert model.fc.in_features == 11
+
+
+class TwoProducerConcat(nn.Module):
+    """Two producers concatenated, a norm over the concatenation, then a consumer (DenseNet-like)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 8, 1), nn.Conv2d(3, 6, 1)
+        self.bn = nn.BatchNorm2d(14)
+        self.c = nn.Conv2d(14, 4, 1)
+
+    def forward(self, x):
+        return self.c(torch.relu(self.bn(torch.cat([self.a(x), self.b(x)], 1))))
+
+
+def test_each_producer_of_a_concatenation_is_its_own_group():
+    torch.manual_seed(0)
+    model, x = TwoProducerConcat().eval(), torch.randn(2, 3, 5, 5)
+    pruner = tp.pruner.MagnitudePruner(model, x, pruning_ratio=0.5)
+    assert sorted((r.root.name, r.initial_units) for r in pruner.records) == [("a", 8), ("b", 6)]
+    for group in pruner.step(interactive=True):
+        assert tp.verify_group(model, group, x) < 1e-5
+    assert (model.a.out_channels, model.b.out_channels, model.bn.num_features, model.c.in_channels) == (4, 3, 7, 7)
