@@ -244,3 +244,24 @@ def test_random_subsets_of_residual_concat_model(data):
     idxs = data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=n - 1, unique=True))
     assert group.is_valid(idxs) and not group.is_valid(list(range(n)))
     assert tp.verify_group(model, group, x, idxs=idxs) < 1e-5
+
+
+class Warp(nn.Module):
+    """Features sampled at grid points (RAFT / spatial transformers), then a consumer."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 6, 3, padding=1), nn.Conv2d(6, 2, 1)
+
+    def forward(self, x):
+        n, _, h, w = x.shape
+        theta = torch.tensor([[0.9, 0.1, 0.0], [-0.1, 0.9, 0.05]]).expand(n, 2, 3)
+        grid = F.affine_grid(theta, [n, 1, h - 1, w - 1], align_corners=False)
+        return self.b(F.grid_sample(self.a(x), grid, align_corners=False))
+
+
+def test_grid_sample_passes_channels():
+    torch.manual_seed(0)
+    model = Warp()
+    prune_and_check(model, torch.randn(2, 3, 8, 8), model.a, tp.prune_conv_out_channels, [1, 4])
+    assert model.b.in_channels == 4

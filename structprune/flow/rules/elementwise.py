@@ -119,3 +119,15 @@ def _int_list(x) -> list[int]:
     if isinstance(x, int):
         return [x]
     return [int(i) for i in x or ()]
+
+
+@register_op_rule("grid_sample")
+def grid_sample_rule(ctx: FlowContext, node: Node) -> None:
+    """Sampling at grid points: batch and channel dims pass, the sampled positions are new and
+    pinned, and so is the grid."""
+    src, out = node.inputs[0], node.outputs[0]
+    in_dims = ctx.dims(src)
+    for extra in node.inputs[1:]:
+        ctx.pin_value(extra, pinned_reason(node, "sampling grid"))
+    reason = pinned_reason(node, "sampled positions")
+    ctx.set_dims(out, list(in_dims[:2]) + [ctx.fresh_pinned(s, reason) for s in out.shape[2:]])
