@@ -106,7 +106,7 @@ def collect_size_attributes(graph) -> list[SizeAttribute]:
 
 def free_units(graph, classes: torch.Tensor) -> frozenset[int]:
     """The unpinned unit classes an expanded dim is made of (cached until the next pin)."""
-    cache = graph.__dict__.setdefault("_free_units", {})
+    cache = graph.free_units_cache
     version = graph.solution.pin_version
     hit = cache.get(id(classes))
     if hit is not None and hit[0] is classes and hit[1] == version:

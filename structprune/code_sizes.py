@@ -23,6 +23,7 @@ import bisect
 import torch
 
 from structprune.attributes import free_units, index_items, pin_groups
+from structprune.flow.rules.factory import size_arguments
 from structprune.trace.nodes import Node
 from structprune.trace.traced_int import TracedInt
 
@@ -45,19 +46,12 @@ def _input_slices(node: Node) -> list[tuple[int, slice]]:
 
 def shape_args(node: Node) -> list[int] | None:
     """The explicit output sizes of a reshape-like call (as passed), aligned with its output dims."""
-    args = list(node.args[1:])
-    for key in ("shape", "size", "sizes"):
-        if key in node.kwargs:
-            args = [node.kwargs[key]]
-    if len(args) == 1 and isinstance(args[0], (list, tuple)):
-        args = list(args[0])
-    if not args or not all(isinstance(a, int) and not isinstance(a, bool) for a in args):
-        return None
-    return args
+    return size_arguments(list(node.args[1:]), node.kwargs)
 
 
 def pin_code_sized_dims(graph) -> None:
     """Pin the units of dims whose size the model's code fixes independently of them."""
+    reads = _ShapeReads(graph)
     for node in graph.trace.nodes:
         if node.is_module or node.op not in SHAPED_OPS or not node.outputs:
             continue
@@ -70,7 +64,7 @@ def pin_code_sized_dims(graph) -> None:
                 continue
             if _adapts(graph, size):
                 continue
-            _check_dim(graph, node, axis, size)
+            _check_dim(graph, node, axis, size, reads)
     _pin_fixed_split_sizes(graph)
     _pin_fixed_slice_bounds(graph)
 
@@ -141,18 +135,24 @@ def _pin_fixed_split_sizes(graph) -> None:
         pin_groups(graph, set(units), f"{node.describe()} splits dim {axis} into sizes {sizes} fixed in code")
 
 
-def _reads_before(graph, node: Node):
-    """``(size, classes)`` of every dim read (``x.shape``) in ``node``'s scope before it."""
-    by_scope = graph.__dict__.get("_reads_by_scope")
-    if by_scope is None:  # index the reads once per graph: checks run for many nodes
-        by_scope = graph.__dict__["_reads_by_scope"] = {}
+class _ShapeReads:
+    """The trace's shape reads (``x.shape``) by scope, in trace order, built once per pass."""
+
+    def __init__(self, graph) -> None:
+        self.graph = graph
+        self.by_scope: dict[str, tuple[list[int], list]] = {}
         for r in sorted(graph.trace.shape_reads, key=lambda r: r.position):
             if r.value in graph.value_dims:
-                by_scope.setdefault(r.scope, []).append(r)
-    reads = by_scope.get(node.scope, [])
-    for r in reads[:bisect.bisect_right([r.position for r in reads], node.index)]:
-        for a in r.axes:
-            yield r.value.shape[a], graph.dim_classes(r.value, a)
+                positions, reads = self.by_scope.setdefault(r.scope, ([], []))
+                positions.append(r.position)
+                reads.append(r)
+
+    def before(self, node: Node):
+        """``(size, classes)`` of every dim read in ``node``'s scope before it."""
+        positions, reads = self.by_scope.get(node.scope, ([], []))
+        for r in reads[:bisect.bisect_right(positions, node.index)]:
+            for a in r.axes:
+                yield r.value.shape[a], self.graph.dim_classes(r.value, a)
 
 
 def _from_config(size: int) -> bool:
@@ -165,20 +165,20 @@ def _from_int_attributes(size: int) -> bool:
     return isinstance(size, TracedInt) and any(type(getattr(m, n, None)) is int for m, n in size.sources)
 
 
-def _check_dim(graph, node: Node, axis: int, size: int) -> None:
+def _check_dim(graph, node: Node, axis: int, size: int, reads: _ShapeReads) -> None:
     units = free_units(graph, graph.dim_classes(node.outputs[0], axis))
     if not _from_config(size) and not _from_int_attributes(size):  # maybe a read (``H // self.stride[0]``)
-        sources = [free_units(graph, c) for n, c in _reads_before(graph, node) if n == size]
+        sources = [free_units(graph, c) for n, c in reads.before(node) if n == size]
         if any(s == units for s in sources):
             return
         if sources:
             reason = f"{node.describe()} sizes dim {axis} with {size}, read from a dim of other units"
             pin_groups(graph, set(units).union(*sources), reason)
             return
-    _pin_computed(graph, node, axis, size, units)
+    _pin_computed(graph, node, axis, size, units, reads)
 
 
-def _pin_computed(graph, node: Node, axis: int, size: int, units: frozenset[int]) -> None:
+def _pin_computed(graph, node: Node, axis: int, size: int, units: frozenset[int], reads: _ShapeReads) -> None:
     """The dim's own units cannot change; nor can the sizes its number may be computed from
     (for a number made from module attributes alone, no size read from a tensor)."""
     attributes = getattr(size, "sources", frozenset())
@@ -186,7 +186,7 @@ def _pin_computed(graph, node: Node, axis: int, size: int, units: frozenset[int]
     factors |= {int(v) for module, name in attributes if isinstance(v := getattr(module, name, None), int) and v > 1}
     pinned = set(units)
     from_reads = not (isinstance(size, TracedInt) and size.attributes_only)
-    for n, classes in _reads_before(graph, node) if from_reads else ():
+    for n, classes in reads.before(node) if from_reads else ():
         if any((n % k == 0 and n // k == size) or n * k == size for k in factors):
             pinned |= free_units(graph, classes)
     for attr in graph.size_attributes:

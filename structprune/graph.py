@@ -71,6 +71,9 @@ class DependencyGraph:
         self.value_dims = ctx.value_dims
         self._dim_classes: dict[tuple[int, int], torch.Tensor] = {}
         self.dead = torch.zeros(len(self.solution.root), dtype=torch.bool)
+        # id(expanded classes) -> (classes, ...): expand() shares one tensor between equal dims
+        self.free_units_cache: dict[int, tuple] = {}  # + pin version: see attributes.free_units
+        self._groups_cache: dict[int, tuple[torch.Tensor, set[int]]] = {}
         self.size_attributes = collect_size_attributes(self)
         pin_conflicting_attributes(self, self.size_attributes)
         pin_code_sized_dims(self)
@@ -115,12 +118,12 @@ class DependencyGraph:
         return cached
 
     def _groups_in(self, classes: torch.Tensor) -> set[int]:
-        cache = self.__dict__.setdefault("_groups_cache", {})
-        found = cache.get(id(classes))
-        if found is None or found[0] is not classes:  # expand() shares results between equal dims
+        found = self._groups_cache.get(id(classes))
+        if found is None or found[0] is not classes:
             c = classes[classes >= 0].unique()
             c = c[~self.solution.pinned[c]]
-            found = cache[id(classes)] = (classes, set(self.solution.group_of[c].unique().tolist()) - {-1})
+            groups = set(self.solution.group_of[c].unique().tolist()) - {-1}
+            found = self._groups_cache[id(classes)] = (classes, groups)
         return set(found[1])
 
     # queries -----------------------------------------------------------------------------

@@ -49,14 +49,14 @@ def apply_plan(graph: "DependencyGraph", plan: list[tuple[Target, list[int]]], r
     """Prune every ``(target, channel idxs)`` of ``plan``; on any error restore and re-raise."""
     plan = [(t, idxs) for t, idxs in deduplicated(plan) if idxs]
     plan.sort(key=lambda item: item[0].is_layer and item[0].dim == "out")  # out last: it may drop conv groups
-    touched = [t.module for t, _ in plan] + holders(graph.model, _sliced_tensor_ids(plan))
-    saved = {id(m): (m, _snapshot(m)) for m in touched}
+    sharing = holders(graph.model, _sliced_tensor_ids(plan))  # traced or not: one walk of the model
+    saved = {id(m): (m, _snapshot(m)) for m in [t.module for t, _ in plan] + sharing}
     target = plan[0][0] if plan else None
     try:
         with torch.no_grad(), keep_ties() as replaced:
             for target, idxs in plan:
                 target.prune(idxs)
-            retie(graph.model, replaced)
+            retie(sharing, replaced)
     except Exception as error:
         for module, snap in saved.values():
             _restore(module, snap)

@@ -17,9 +17,7 @@ Two things must hold for such a tensor:
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
 import torch.nn as nn
@@ -83,17 +81,18 @@ def holders(model: nn.Module, tensors: set[int]) -> list[nn.Module]:
             if any(id(t) in tensors for t in (*m._parameters.values(), *m._buffers.values()))]
 
 
-def retie(model: nn.Module, replaced: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> None:
-    """Point every remaining holder of a pruned original at its pruned copy (and refresh the size
-    attributes of a known layer type, e.g. an untraced ``nn.Embedding``'s ``embedding_dim``)."""
+def retie(modules: list[nn.Module], replaced: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Point every holder among ``modules`` of a pruned original at its pruned copy (and refresh
+    the size attributes of a known layer type, e.g. an untraced ``nn.Embedding``'s ``embedding_dim``)."""
     from structprune.layers.base import attribute_pruner_for
 
-    for module in holders(model, set(replaced)):
+    for module in modules:
+        changed = False
         for store in (module._parameters, module._buffers):
             for name, tensor in store.items():
                 if tensor is not None and id(tensor) in replaced:
-                    store[name] = replaced[id(tensor)][1]
-        pruner = attribute_pruner_for(module)
+                    store[name], changed = replaced[id(tensor)][1], True
+        pruner = attribute_pruner_for(module) if changed else None
         if pruner is not None:
             pruner.refresh(module)
 

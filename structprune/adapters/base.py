@@ -37,8 +37,9 @@ class PruningLimits:
     ``uniform_layers`` every layer must keep the same widths (one config field sizes them all), so
     global ranking is off.  ``hidden_follows_heads`` (``num_heads``, hidden-size producers) is for
     configs that derive the head size as hidden / heads: when the pruner is asked to remove whole
-    heads, the hidden size loses the same fraction instead of staying, so both stay in step.  :class:`~structprune.pruner.BasePruner` applies these by default to a
-    model with a registered adapter (``keep_config_expressible=False`` turns that off).
+    heads, the hidden size loses the same fraction instead of staying, so both stay in step.
+    :class:`~structprune.pruner.BasePruner` applies these by default to a model with a registered
+    adapter (``keep_config_expressible=False`` turns that off).
     """
 
     keep: dict[nn.Module, str] = field(default_factory=dict)

@@ -36,8 +36,7 @@ class BertAdapter(ModelAdapter):
     name = "BertConfig"
 
     def pruning_limits(self, model: nn.Module) -> PruningLimits:
-        embeddings = getattr(model, "base_model", model).embeddings.word_embeddings
-        return encoder_limits(model, embeddings, embeddings.embedding_dim)
+        return encoder_limits(model)
 
     def config_fields(self, model: nn.Module) -> dict[str, Any]:
         bert = getattr(model, "base_model", model)

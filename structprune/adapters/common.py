@@ -39,10 +39,13 @@ def square_side_layers(model: nn.Module, hidden: int) -> dict[nn.Module, str]:
             and not any(part.isdigit() for part in name.split("."))}
 
 
-def encoder_limits(model: nn.Module, hidden_producer: nn.Module, hidden: int) -> PruningLimits:
+def encoder_limits(model: nn.Module, hidden_producer: nn.Module | None = None) -> PruningLimits:
     """:func:`derived_head_size_limits` for a BERT-like encoder whose hidden size ``hidden_producer``
-    writes; its :func:`square_side_layers` (pooler, classifier dense) stay too, or follow the heads
-    with the hidden size."""
+    writes (default: the word embeddings); its :func:`square_side_layers` (pooler, classifier dense)
+    stay too, or follow the heads with the hidden size."""
+    if hidden_producer is None:
+        hidden_producer = getattr(model, "base_model", model).embeddings.word_embeddings
+    hidden = getattr(hidden_producer, "embedding_dim", None) or hidden_producer.out_features
     side = square_side_layers(model, hidden)
     limits = derived_head_size_limits(hidden_producer, *side, num_heads=model.config.num_attention_heads)
     limits.keep.update(side)

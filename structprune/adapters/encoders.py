@@ -37,8 +37,7 @@ class DistilBertAdapter(ModelAdapter):
     name = "DistilBertConfig"
 
     def pruning_limits(self, model: nn.Module) -> PruningLimits:
-        embeddings = getattr(model, "base_model", model).embeddings.word_embeddings
-        return encoder_limits(model, embeddings, embeddings.embedding_dim)
+        return encoder_limits(model)
 
     def config_fields(self, model: nn.Module) -> dict[str, Any]:
         base = getattr(model, "base_model", model)
@@ -60,8 +59,7 @@ class AlbertAdapter(ModelAdapter):
     name = "AlbertConfig"
 
     def pruning_limits(self, model: nn.Module) -> PruningLimits:
-        mapping = getattr(model, "base_model", model).encoder.embedding_hidden_mapping_in
-        return encoder_limits(model, mapping, mapping.out_features)
+        return encoder_limits(model, getattr(model, "base_model", model).encoder.embedding_hidden_mapping_in)
 
     def config_fields(self, model: nn.Module) -> dict[str, Any]:
         base = getattr(model, "base_model", model)

@@ -35,7 +35,8 @@ class BartStyleAdapter(ModelAdapter):
         if conv is not None:
             limits.keep[conv] = "no config field sizes its output channels (the config rebuilds it d_model wide)"
         if getattr(model.config, "scale_embedding", False):
-            limits.keep[base.decoder.embed_tokens] = "the embeddings are scaled by sqrt(d_model), rebuilt from the config"
+            limits.keep[base.decoder.embed_tokens] = ("the embeddings are scaled by sqrt(d_model), rebuilt from "
+                                                      "the config")
         return limits
 
     def config_fields(self, model: nn.Module) -> dict[str, Any]:

@@ -22,20 +22,24 @@ SIZED_FACTORIES = {"zeros", "ones", "empty", "full", "rand", "randn", "new_zeros
                    "new_full"}
 
 
-def factory_sizes(node: Node) -> list | None:
-    """The sizes a ``zeros(size)``-like call was given (aligned with its output dims), or ``None``."""
-    if node.op not in SIZED_FACTORIES:
-        return None
-    args = list(node.args[1:] if node.op.startswith("new_") else node.args)
-    if "size" in node.kwargs:
-        args = [node.kwargs["size"]]
-    if node.op.endswith("full"):
-        args = args[:1]
+def size_arguments(args: list, kwargs: dict) -> list[int] | None:
+    """The ints of a call's size argument (``f(2, 3)``, ``f((2, 3))`` or ``f(size=(2, 3))``), or ``None``."""
+    for key in ("shape", "size", "sizes"):
+        if key in kwargs:
+            args = [kwargs[key]]
     if len(args) == 1 and isinstance(args[0], (list, tuple)):
         args = list(args[0])
     if not args or not all(isinstance(a, int) and not isinstance(a, bool) for a in args):
         return None
     return args
+
+
+def factory_sizes(node: Node) -> list | None:
+    """The sizes a ``zeros(size)``-like call was given (aligned with its output dims), or ``None``."""
+    if node.op not in SIZED_FACTORIES:
+        return None
+    args = list(node.args[1:] if node.op.startswith("new_") else node.args)
+    return size_arguments(args[:1] if node.op.endswith("full") else args, node.kwargs)
 
 
 @register_op_rule(*FACTORIES)
