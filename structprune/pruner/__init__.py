@@ -9,12 +9,14 @@ Example::
 ``MetaPruner`` is Torch-Pruning's name for :class:`BasePruner`.
 """
 
+from structprune.pruner import function
 from structprune.pruner.base import BasePruner, MetaPruner
 from structprune.pruner.bn_scale import BNScalePruner
 from structprune.pruner.group_norm import GroupNormPruner
 from structprune.pruner.growing_reg import GrowingRegPruner
 from structprune.pruner.magnitude import MagnitudePruner, RandomPruner
 from structprune.pruner.scheduler import cosine_scheduler, linear_scheduler
+from structprune.layers.functional import BasePruningFunc
 
 __all__ = ["BasePruner", "MetaPruner", "MagnitudePruner", "RandomPruner", "BNScalePruner", "GroupNormPruner",
-           "GrowingRegPruner", "linear_scheduler", "cosine_scheduler"]
+           "GrowingRegPruner", "linear_scheduler", "cosine_scheduler", "BasePruningFunc", "function"]

@@ -9,6 +9,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 import torch.nn as nn
 
+from structprune.compat import PrunerCompat
 from structprune.graph import DependencyGraph
 from structprune.group import Group
 from structprune.importance import Importance, MagnitudeImportance
@@ -20,7 +21,7 @@ from structprune.pruner.selection import Limits, global_removals, lowest
 logger = logging.getLogger(__name__)
 
 
-class BasePruner:
+class BasePruner(PrunerCompat):
     """Prune a model to a channel ratio (or a MACs / params target) in one or more steps.
 
     Example::
