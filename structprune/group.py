@@ -248,7 +248,11 @@ class Group(GroupCompat):
     def dependencies(self) -> list[tuple[Dependency, list[int]]]:
         remove = self._remove_mask(self.idxs)
         deps: list[tuple[Dependency, list[int]]] = []
-        for source, target in self._spanning_tree():
+        tree = self._spanning_tree()
+        outs = {id(t.module) for _, t in tree if isinstance(t, Target) and t.is_layer and t.dim == "out"}
+        for source, target in tree:
+            if _is_depthwise(target) and target.dim == "in" and id(target.module) in outs:
+                continue  # one entry per depthwise conv, as in Torch-Pruning (its in and out are one)
             idxs = target.removal(self.graph.dead, remove) if isinstance(target, Target) else \
                 self._op_removal(target, remove)
             deps.append((Dependency(source, target), idxs))
@@ -302,6 +306,12 @@ def _removable(rows: torch.Tensor, chosen: set[int], free: torch.Tensor) -> tupl
     removable = [u for u, rs in owners.items() if rs <= chosen]
     covered = set().union(*(owners[u] for u in removable)) if removable else set()
     return removable, sorted(chosen - covered)
+
+
+def _is_depthwise(target) -> bool:
+    m = target.module
+    return isinstance(target, Target) and target.is_layer and isinstance(m, nn.modules.conv._ConvNd) \
+        and m.groups > 1 and m.groups == m.in_channels == m.out_channels
 
 
 def _short(idxs: list[int], limit: int = 20) -> str:
