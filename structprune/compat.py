@@ -25,6 +25,8 @@ import torch
 import torch.nn as nn
 
 from structprune.layers.base import _PRUNERS, LayerPruner
+from structprune.layers.functional import ParameterPruner
+from structprune.layers.parameter import prune_parameter_out_channels
 
 logger = logging.getLogger(__name__)
 
@@ -70,10 +72,19 @@ class GraphCompat:
     def REGISTERED_PRUNERS(self) -> dict[type, LayerPruner]:  # noqa: N802
         return dict(_PRUNERS)
 
+    @property
+    def module2node(self) -> dict:
+        """Every traced layer -> its channel target (out dim where it has one), like Torch-Pruning's
+        ``module2node`` for membership tests and ``node.module``."""
+        found: dict = {}
+        for t in self.targets:
+            if t.is_layer and (t.module not in found or t.dim == "out"):
+                found[t.module] = t
+        return found
+
     def get_pruner_of_module(self, module: nn.Module | torch.Tensor) -> LayerPruner | None:
         """The layer pruner used for ``module`` (customized first); a ``ParameterPruner`` for a tensor."""
         if isinstance(module, torch.Tensor):
-            from structprune.layers.functional import ParameterPruner
             return ParameterPruner(pruning_dim=0)
         return self.pruner_of(module)
 
@@ -128,7 +139,6 @@ class GraphCompat:
 
     def _pruning_fn(self, root: nn.Module | torch.Tensor, is_out: bool) -> Callable:
         if isinstance(root, torch.Tensor):
-            from structprune.layers.parameter import prune_parameter_out_channels
             return prune_parameter_out_channels
         pruner = self.pruner_of(root)
         if pruner is None:
@@ -215,8 +225,8 @@ class PrunerCompat:
         if scores is None:
             raise ValueError(f"{type(self.importance).__name__} gives no scores for the group of {type(layer).__name__}; "
                              "pass channel indices instead of a ratio")
-        from structprune.pruner.selection import lowest
-        group.prune(lowest(scores, int(len(group.units) * pruning_ratios_or_idxs)))
+        lowest = torch.sort(scores.float(), stable=True).indices[:int(len(group.units) * pruning_ratios_or_idxs)]
+        group.prune(sorted(lowest.tolist()))
 
     def get_target_pruning_ratio(self, module: nn.Module, step: int = -1) -> float:
         """The channel ratio ``module``'s groups reach at ``step`` (default: the current step)."""

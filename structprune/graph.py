@@ -23,6 +23,10 @@ from structprune.trace.tracer import trace_model
 logger = logging.getLogger(__name__)
 
 
+class NotTracedError(KeyError, ValueError):
+    """A module or tensor the trace never saw (Torch-Pruning raises ValueError, older code KeyError)."""
+
+
 class DependencyGraph(GraphCompat):
     """Which channels of which layers and tensors must be removed together.
 
@@ -137,7 +141,8 @@ class DependencyGraph(GraphCompat):
             if matches:
                 return matches[0]
         if not matches:
-            raise KeyError(f"{type(module).__name__} was not seen by the trace (is it used in forward?)")
+            raise NotTracedError(f"{type(module).__name__} was not seen by the trace: call it in forward on "
+                                 "example_inputs, or pick a module that is")
         by_dim = [t for t in matches if t.dim == dim] or matches
         return by_dim[0]
 

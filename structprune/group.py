@@ -11,6 +11,7 @@ import torch.nn as nn
 
 from structprune.compat import GroupCompat, GroupItem
 from structprune.layers.base import attribute_pruner_for
+from structprune.prune import apply_plan
 from structprune.targets import Target
 from structprune.trace.nodes import Node
 
@@ -224,8 +225,6 @@ class Group(GroupCompat):
         is raised: the model is never left half-pruned.  With ``record_history`` the root and
         its channel indices are appended to ``graph.pruning_history()`` (for replay).
         """
-        from structprune.prune import apply_plan
-
         idxs = self.idxs if idxs is None else [int(i) for i in idxs]
         if not idxs:
             return

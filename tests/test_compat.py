@@ -47,6 +47,9 @@ def test_graph_channel_queries_and_pruning_functions():
     dep, idxs = group[0]
     assert DG.get_out_channels(dep.target) == 8 and DG.check_pruning_group(group)
     assert DG.CUSTOMIZED_PRUNERS == {} and DG.REGISTERED_PRUNERS[nn.Conv2d] is DG.get_pruner_of_module(model.c1)
+    assert model.bn in DG.module2node and DG.module2node[model.fc3].module is model.fc3
+    with pytest.raises(ValueError, match="not seen by the trace"):  # Torch-Pruning's exception type
+        DG.get_pruning_group(nn.Conv2d(1, 1, 1), tp.prune_conv_out_channels, idxs=[0])
 
 
 def test_group_methods():
