@@ -66,6 +66,10 @@ class Dependency:
     def is_op(self) -> bool:
         return isinstance(self.target, OpTarget)
 
+    def is_triggered_by(self, pruning_fn: Callable) -> bool:
+        """Whether pruning with ``pruning_fn`` (e.g. ``prune_conv_out_channels``) triggers this dependency."""
+        return pruning_fn == self.trigger
+
     def __str__(self) -> str:
         return (f"{self.trigger.__name__} on {self.source.label()} => "
                 f"{self.handler.__name__} on {self.target.label()}")

@@ -10,6 +10,7 @@ Torch-Pruning 1.6 names (``GroupTaylorImportance``, ``GroupHessianImportance``,
 ``GroupNormImportance``) are aliases of the criteria here.
 """
 
+from structprune.group import Group  # noqa: F401  (Torch-Pruning's tp.importance.Group)
 from structprune.importance.base import Importance, SliceImportance, create, register_importance, registered
 from structprune.importance.bn_scale import BNScaleImportance
 from structprune.importance.fpgm import FPGMImportance

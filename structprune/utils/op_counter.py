@@ -19,14 +19,14 @@ from structprune.trace.tracer import trace_model
 from structprune.utils.mac_rules import macs_of
 
 
-def count_params(model: nn.Module) -> int:
+def count_params(module: nn.Module) -> int:
     """Number of parameters, each shared (tied) parameter once.
 
     Example::
 
         structprune.utils.count_params(torchvision.models.resnet18())  # 11689512
     """
-    return sum(p.numel() for p in model.parameters())
+    return sum(p.numel() for p in module.parameters())
 
 
 @contextmanager
