@@ -67,6 +67,21 @@ def test_importance_scores_equal_torch_pruning(base, make):
     assert scores[1].shape == (16,) and torch.allclose(scores[0].float(), scores[1].float(), atol=1e-5)
 
 
+def test_activation_importance_equals_torch_pruning():
+    torch.manual_seed(0)
+    model, x = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 4)).eval(), torch.randn(5, 6)
+    scores = []
+    for lib in (TP, SP):
+        m = copy.deepcopy(model)
+        imp = lib.importance.ActivationImportance(p=2, group_reduction="mean", normalizer="mean", bias=False,
+                                                  target_types=[nn.modules.conv._ConvNd, nn.Linear])
+        with imp.compute_importance(m):
+            m(x)
+        graph = lib.DependencyGraph().build_dependency(m, example_inputs=x)
+        scores.append(imp(graph.get_pruning_group(m[0], lib.prune_linear_out_channels, idxs=list(range(16)))))
+    assert scores[1].shape == (16,) and torch.allclose(scores[0], scores[1], atol=1e-6)
+
+
 @LIBS
 def test_hessian_accumulates_squared_gradients_per_sample(base, lib):
     model, x = base

@@ -12,6 +12,7 @@ is Torch-Pruning 1.1's group L_p norm.
 """
 
 from structprune.group import Group  # noqa: F401  (Torch-Pruning's tp.importance.Group)
+from structprune.importance.activation import ActivationImportance
 from structprune.importance.base import Importance, SliceImportance, create, register_importance, registered
 from structprune.importance.bn_scale import BNScaleImportance
 from structprune.importance.fpgm import FPGMImportance
@@ -31,7 +32,7 @@ GroupHessianImportance = HessianImportance
 OBDImportance = HessianImportance
 
 __all__ = [
-    "Importance", "SliceImportance", "create", "register_importance", "registered",
+    "Importance", "SliceImportance", "create", "register_importance", "registered", "ActivationImportance",
     "MagnitudeImportance", "GroupMagnitudeImportance", "BNScaleImportance", "LAMPImportance",
     "FPGMImportance", "TaylorImportance", "HessianImportance", "RandomImportance",
     "GroupNormImportance", "GroupTaylorImportance", "GroupHessianImportance", "OBDImportance",
