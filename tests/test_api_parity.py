@@ -35,18 +35,13 @@ PENDING_API_CORE = {
     "tp.DependencyGraph.get_out_channels", "tp.DependencyGraph.get_in_channels",
     "tp.DependencyGraph.get_pruner_of_module", "tp.DependencyGraph.is_out_channel_pruning_fn",
     "tp.DependencyGraph.is_in_channel_pruning_fn", "tp.DependencyGraph.register_customized_layer",
-    "tp.DependencyGraph.build_dependency",
     "tp.Group.has_dep", "tp.Group.add_dep", "tp.Group.exec", "tp.Group.has_pruning_op", "tp.Group.add_and_merge",
     "tp.Group.items",
     "tp.pruner.BasePruner.pruning_history", "tp.pruner.BasePruner.load_pruning_history",
     "tp.pruner.BasePruner.manual_prune_width", "tp.pruner.BasePruner.get_target_pruning_ratio",
-    "tp.pruner.BasePruner.get_target_head_pruning_ratio", "tp.pruner.BasePruner.estimate_importance",
-    "tp.pruner.BasePruner.reset", "tp.pruner.BasePruner.update_regularizer", "tp.pruner.BasePruner.regularize",
-    "tp.pruner.BNScalePruner.update_regularizer", "tp.pruner.BNScalePruner.regularize",
-    "tp.pruner.GroupNormPruner.update_regularizer", "tp.pruner.GroupNormPruner.regularize",
-    "tp.pruner.GrowingRegPruner.update_regularizer", "tp.pruner.GrowingRegPruner.regularize",
-    "tp.pruner.GrowingRegPruner.update_reg",
-} | {f"tp.pruner.{name}" for name in dir(tp_peer.pruner.function) if name.startswith("prune_")}
+    "tp.pruner.BasePruner.get_target_head_pruning_ratio",
+} | {f"tp.pruner.{name}" for name in dir(tp_peer.pruner) if name.startswith("prune_")}
+
 
 MODULES = ["", "pruner", "pruner.function", "importance", "utils", "utils.benchmark", "dependency", "serialization"]
 CLASSES = ["DependencyGraph", "Group", "Dependency", "Node", "pruner.BasePruner", "pruner.BNScalePruner",

@@ -33,8 +33,8 @@ class GroupNormPruner(BasePruner):
     def default_importance(self) -> Importance:
         return GroupNormImportance(p=2)
 
-    def regularize(self, model: nn.Module | None = None, reg: float | None = None, alpha: float | None = None,
-                   bias: bool = False, **_: Any) -> None:
+    def regularize(self, model: nn.Module | None = None, alpha: float | None = None, bias: bool = False,
+                   reg: float | None = None, **_: Any) -> None:
         reg = self.reg if reg is None else reg
         alpha = self.alpha if alpha is None else alpha
         for group in self.active_groups():
