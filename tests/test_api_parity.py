@@ -6,9 +6,9 @@ public method of ``DependencyGraph``, ``Group``, ``Dependency``, ``Node``, the p
 pruner base and the importance classes, structprune must have the same name with a compatible
 signature: every parameter Torch-Pruning accepts by name is accepted by ours (by name or
 ``**kwargs``), Torch-Pruning's required parameters and the next ``POSITIONAL_OPTIONALS`` come first in
-ours in the same order, and ours requires nothing Torch-Pruning does not.  Every deliberate difference is a row of the table in
-``docs/COMPATIBILITY.md``; this test reads that table, so a gap without a row, or a row whose gap
-is gone, fails.  ``tests/test_api_parity_calls.py`` calls a representative subset.
+ours in the same order, and ours requires nothing Torch-Pruning does not.  Every deliberate difference
+is a row of the table in ``docs/COMPATIBILITY.md``; this test reads that table, so a gap without a
+row, or a row whose gap is gone, fails.  ``tests/test_api_parity_calls.py`` calls a representative subset.
 """
 
 from __future__ import annotations
@@ -198,7 +198,8 @@ def test_the_walk_sees_the_whole_surface():
 
 @pytest.mark.parametrize("theirs, ours, gap", [
     ("def f(model, example_inputs, layer_wise=False)", "def f(model, example_inputs, layer_wise=False, **kw)", None),
-    ("def f(model, example_inputs, layer_wise=False)", "def f(model, example_inputs, forward_fn=None, layer_wise=False)",
+    ("def f(model, example_inputs, layer_wise=False)",
+     "def f(model, example_inputs, forward_fn=None, layer_wise=False)",
      "positional order"),
     ("def f(a, b=1)", "def f(a, **kw)", "positional order"),
     ("def f(a, b=1, c=2, d=3)", "def f(a, b=1, c=2, **kw)", None),
