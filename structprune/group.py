@@ -75,6 +75,7 @@ class Dependency:
         return isinstance(self.target, OpTarget)
 
     def is_triggered_by(self, pruning_fn: Callable) -> bool:
+        """Whether pruning with ``pruning_fn`` (e.g. ``prune_conv_out_channels``) triggers this dependency."""
         return pruning_fn == self.trigger
 
     def __call__(self, idxs: Sequence[int]) -> None:
