@@ -10,6 +10,7 @@ Torch-Pruning 1.6 names (``GroupTaylorImportance``, ``GroupHessianImportance``,
 ``GroupNormImportance``) are aliases of the criteria here.
 """
 
+from structprune.importance.activation import ActivationImportance
 from structprune.importance.base import Importance, SliceImportance, create, register_importance, registered
 from structprune.importance.bn_scale import BNScaleImportance
 from structprune.importance.fpgm import FPGMImportance
@@ -30,7 +31,7 @@ OBDImportance = HessianImportance
 
 __all__ = [
     "Importance", "SliceImportance", "create", "register_importance", "registered",
-    "MagnitudeImportance", "GroupMagnitudeImportance", "BNScaleImportance", "LAMPImportance",
+    "MagnitudeImportance", "GroupMagnitudeImportance", "ActivationImportance", "BNScaleImportance", "LAMPImportance",
     "FPGMImportance", "TaylorImportance", "HessianImportance", "RandomImportance",
     "GroupNormImportance", "GroupTaylorImportance", "GroupHessianImportance", "OBDImportance",
     "normalize_scores", "reduce_scores", "register_normalizer", "register_reduction", "normalizers", "reductions",
