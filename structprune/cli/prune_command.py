@@ -50,10 +50,12 @@ def arguments(parser: argparse.ArgumentParser) -> None:
 @command("prune", "prune a model and save it; report params, MACs, latency and size before and after", arguments)
 def run_prune(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     importance = make_importance(args.importance)
-    needs_data = bool(getattr(importance, "needs_gradients", False)) or args.importance == "activation"
+    needs_gradients = bool(getattr(importance, "needs_gradients", False))
+    needs_data = needs_gradients or args.importance == "activation"
     if needs_data and not args.calib:
-        raise CliError(f"--importance {args.importance} needs calibration data: pass --calib random, a .pt tensor "
-                       "file, an image directory or a .txt file of texts")
+        need = "gradients" if needs_gradients else "calibration data"
+        raise CliError(f"--importance {args.importance} needs {need}: pass --calib random, a .pt tensor file, "
+                       "an image directory or (hf:DIR) a .txt file of texts")
     loaded = load_model(args.model, args.seed)
     inputs, shape = example_inputs(loaded, choose_shape(args.input_shape, loaded), args.seed)
     check_forward(loaded, inputs, shape)
