@@ -73,8 +73,9 @@ def test_activation_importance_equals_torch_pruning():
     scores = []
     for lib in (TP, SP):
         m = copy.deepcopy(model)
+        ours = {"weighted": False} if lib is SP else {}  # ours defaults to |W| x ||X|| (docs/COMPATIBILITY.md)
         imp = lib.importance.ActivationImportance(p=2, group_reduction="mean", normalizer="mean", bias=False,
-                                                  target_types=[nn.modules.conv._ConvNd, nn.Linear])
+                                                  target_types=[nn.modules.conv._ConvNd, nn.Linear], **ours)
         with imp.compute_importance(m):
             m(x)
         graph = lib.DependencyGraph().build_dependency(m, example_inputs=x)

@@ -32,8 +32,8 @@ GroupHessianImportance = HessianImportance
 OBDImportance = HessianImportance
 
 __all__ = [
-    "Importance", "SliceImportance", "create", "register_importance", "registered", "ActivationImportance",
-    "MagnitudeImportance", "GroupMagnitudeImportance", "BNScaleImportance", "LAMPImportance",
+    "Importance", "SliceImportance", "create", "register_importance", "registered",
+    "MagnitudeImportance", "GroupMagnitudeImportance", "ActivationImportance", "BNScaleImportance", "LAMPImportance",
     "FPGMImportance", "TaylorImportance", "HessianImportance", "RandomImportance",
     "GroupNormImportance", "GroupTaylorImportance", "GroupHessianImportance", "OBDImportance",
     "normalize_scores", "reduce_scores", "register_normalizer", "register_reduction", "normalizers", "reductions",

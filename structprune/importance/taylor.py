@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Callable
 
 import torch
+import torch.nn as nn
 
 from structprune.importance.base import SliceImportance, register_importance
+from structprune.importance.calibration import gradient_calibration
 from structprune.importance.slices import UnitSlice
 
 
@@ -24,6 +27,12 @@ class TaylorImportance(SliceImportance):
                  normalizer: str | Callable | None = "mean", multivariable: bool = False, bias: bool = False, **_):
         super().__init__(group_reduction, normalizer, bias)
         self.multivariable = multivariable
+
+    def calibrate(self, model: nn.Module) -> AbstractContextManager:
+        """``with imp.calibrate(model):`` run ``loss.backward()`` on calibration batches (say
+        :func:`~structprune.importance.calibration.language_model_loss`); gradients start from
+        zero and are summed over ranks under ``torch.distributed`` when the block ends."""
+        return gradient_calibration(model)
 
     def element_scores(self, s: UnitSlice) -> torch.Tensor | None:
         if s.grad is None:

@@ -12,7 +12,7 @@ def test_scores_are_the_summed_activations_reaching_the_next_layer():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
     batches = [torch.randn(4, 6), torch.randn(2, 6)]
-    imp = tp.importance.ActivationImportance(normalizer=None)
+    imp = tp.importance.ActivationImportance(normalizer=None, weighted=False)
     with imp.compute_importance(model):
         for x in batches:
             model(x)
@@ -30,7 +30,7 @@ def test_conv_inputs_average_over_batch_and_space_and_unrecorded_groups_get_none
     x = torch.randn(2, 3, 6, 6)
     graph = tp.DependencyGraph().build_dependency(model, example_inputs=x)
     group = graph.get_pruning_group(model[0], tp.prune_conv_out_channels, idxs=list(range(4)))
-    imp = tp.importance.ActivationImportance(normalizer=None)
+    imp = tp.importance.ActivationImportance(normalizer=None, weighted=False)
     assert imp(group) is None  # nothing recorded yet: leave the group alone
     with imp.compute_importance(model):
         model(x)
