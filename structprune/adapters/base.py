@@ -84,12 +84,31 @@ class ModelAdapter:
         config = copy.deepcopy(model.config)
         for key, value in fields.items():
             _set_field(config, key, value)
+        self.check_validates(model.config, config)
         rebuilt = self.check_rebuild(model, config)
         for key, value in fields.items():
             _set_field(model.config, key, value)
         if rebuilt is not None:
             copy_size_attributes(rebuilt, model)
         return model.config
+
+    def check_validates(self, original: Any, config: Any) -> None:
+        """Raise :class:`NotExpressibleError` when the config class's own checks (``config.validate()``,
+        run by ``save_pretrained``; e.g. Llama's hidden size must be a multiple of the head count)
+        refuse the new fields but accept the original ones."""
+        validate = getattr(config, "validate", None)
+        if not callable(validate):
+            return
+        try:
+            original.validate()
+        except Exception:  # the original config is refused already: nothing to compare with
+            return
+        try:
+            validate()
+        except Exception as error:
+            self.require(False, f"the config refuses the pruned shapes ({str(error).strip().splitlines()[-1].strip()}); "
+                                "choose ratios that keep its constraints (e.g. head_pruning_ratio giving a head "
+                                "count that divides the pruned hidden size)")
 
     def check_rebuild(self, model: nn.Module, config: Any) -> nn.Module | None:
         """Raise :class:`NotExpressibleError` unless ``type(model)(config)`` has ``model``'s parameter shapes;

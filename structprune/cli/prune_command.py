@@ -10,6 +10,7 @@ import torch.nn as nn
 
 from structprune.cli import arguments as types
 from structprune.cli.calibration import LOSSES, accumulate_gradients, calibration_batches, record_activations
+from structprune.cli.checkpoint_prune import run_checkpoint_prune, streams_checkpoint
 from structprune.cli.commands import command
 from structprune.cli.console import Console
 from structprune.cli.errors import CliError
@@ -42,13 +43,16 @@ def arguments(parser: argparse.ArgumentParser) -> None:
                         "norms: random, a .pt tensor file, an image directory or (hf:DIR) a .txt file of texts")
     parser.add_argument("--calib-batches", type=types.positive_int, default=8, help="calibration batches per step")
     parser.add_argument("--steps", type=types.positive_int, default=1, help="reach the goal in K pruning steps")
-    parser.add_argument("--out", required=True, help="where to save the pruned model (structprune.save format)")
+    parser.add_argument("--out", required=True, help="where to save the pruned model (structprune.save format); for "
+                        "hf:DIR, a directory (no .pt suffix) gets a Hugging Face checkpoint pruned shard by shard")
     add_timing_arguments(parser)
     types.add_common_arguments(parser)
 
 
 @command("prune", "prune a model and save it; report params, MACs, latency and size before and after", arguments)
 def run_prune(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    if streams_checkpoint(args):
+        return run_checkpoint_prune(args, console)
     importance = make_importance(args.importance)
     needs_gradients = bool(getattr(importance, "needs_gradients", False))
     needs_data = needs_gradients or args.importance == "activation"
