@@ -26,7 +26,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -204,16 +204,16 @@ class Bench:
                     method=method.name, base=base_acc, sparse=sparse_acc, pruned=pruned, finetuned=tuned,
                     delta=tuned - base_acc, speedup=base_macs / macs, base_params=int(base_params),
                     params=int(params), base_macs=int(base_macs), macs=int(macs),
-                    seconds=time.perf_counter() - start)
+                    finetune_epochs=c.finetune_epochs, seconds=time.perf_counter() - start)
 
-    def run(self, table: Table) -> list[dict[str, Any]]:
-        rows = []
+    def run(self, table: Table, done: Callable[[dict[str, Any]], None]) -> None:
+        """Every row of ``table``, the libraries alternating first; ``done(row)`` after each."""
         for i, method in enumerate(table.methods):
             order = self.libraries if i % 2 == 0 else self.libraries[::-1]
             for library in order:
-                rows.append(self.row(table, library, method))
-                print(row_line(rows[-1]), flush=True)
-        return rows
+                row = self.row(table, library, method)
+                print(row_line(row), flush=True)
+                done(row)
 
 
 def row_line(r: dict[str, Any]) -> str:
@@ -239,25 +239,27 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    models = list(dict.fromkeys(r["model"] for r in rows))
-    fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4), squeeze=False)
-    for ax, model in zip(axes[0], models):
-        for (library, method), marker in _series(rows, model):
-            points = sorted((r["speedup"], r["finetuned"]) for r in rows
-                            if r["model"] == model and r["library"] == library and r["method"] == method)
-            ax.plot(*zip(*points), marker=marker, linestyle="-" if library == "structprune" else ":",
-                    label=f"{method} ({'sp' if library == 'structprune' else 'TP'})")
-        ax.set(title=model, xlabel="speed-up (MACs)", ylabel="fine-tuned accuracy (%)")
+    panels = list(dict.fromkeys(_panel(r) for r in rows))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        mine = [r for r in rows if _panel(r) == panel]
+        for library, method in dict.fromkeys((r["library"], r["method"]) for r in mine):
+            points = sorted((r["speedup"], r["finetuned"]) for r in mine
+                            if r["library"] == library and r["method"] == method)
+            ours = library == "structprune"
+            ax.plot(*zip(*points), marker="o" if ours else "x", linestyle="-" if ours else ":",
+                    label=f"{method} ({'sp' if ours else 'TP'})")
+        ax.set(title=panel, xlabel="speed-up (MACs)", ylabel="fine-tuned accuracy (%)")
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=6, ncol=2, loc="lower left")
+    for ax in axes[0]:
+        ax.legend(fontsize=6, ncol=2, loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=70)
     plt.close(fig)
 
 
-def _series(rows: list[dict[str, Any]], model: str):
-    keys = list(dict.fromkeys((r["library"], r["method"]) for r in rows if r["model"] == model))
-    return [(key, "o" if key[0] == "structprune" else "x") for key in keys]
+def _panel(row: dict[str, Any]) -> str:
+    return f"{row['model']}, fine-tune {row.get('finetune_epochs', Config().finetune_epochs):g} epochs"
 
 
 def libraries(peer: bool) -> list[Library]:
@@ -288,6 +290,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", nargs="*", help="run only tables whose title contains one of these")
     parser.add_argument("--methods", nargs="*", help="run only methods with these names (e.g. 'Group', 'L2 global')")
     parser.add_argument("--merge", nargs="*", type=Path, help="combine these result JSON files and report them")
+    parser.add_argument("--tag", default="", help="appended to the table titles (e.g. ', fine-tune 3 epochs')")
     parser.add_argument("--no-peer", action="store_true", help="skip Torch-Pruning")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--name", default="accuracy", help="stem of the result files")
@@ -312,25 +315,40 @@ def selected(table: Table, args: argparse.Namespace) -> Table:
 
 
 def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Run the selected tables; returns the rows and the run's metadata."""
+    """Run the selected tables; returns the rows and the run's metadata.  The JSON is rewritten
+    after every row (``complete: false`` until the end), so a long run can be read while it goes."""
     torch.set_num_threads(args.threads)
     config = config_from(args)
     start = time.perf_counter()
     bench = Bench(config, prepare_data(config), libraries(not args.no_peer))
-    rows = []
+    rows: list[dict[str, Any]] = []
+
+    def meta(complete: bool) -> dict[str, Any]:
+        return dict(config=asdict(config), wall_seconds=time.perf_counter() - start, torch=torch.__version__,
+                    threads=torch.get_num_threads(), quick=args.quick, complete=complete,
+                    tables=sorted({r["table"] for r in rows}))
+
+    def done(row: dict[str, Any]) -> None:
+        rows.append(row)
+        write_json(args.out / f"{args.name}.json", rows, [meta(False)])
+
     for table in tables(config, args.quick):
         if not args.only or any(word in table.title for word in args.only):
-            rows += bench.run(selected(table, args))
-    meta = dict(config=asdict(config), wall_seconds=time.perf_counter() - start, torch=torch.__version__,
-                threads=torch.get_num_threads(), quick=args.quick, tables=sorted({r["table"] for r in rows}))
-    return rows, [meta]
+            bench.run(replace(selected(table, args), title=table.title + args.tag), done)
+    return rows, [meta(True)]
+
+
+def write_json(path: Path, rows: list[dict[str, Any]], runs: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(runs=runs, rows=rows), indent=1, default=str) + "\n")
 
 
 def merged(paths: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     rows, metas = [], []
     for path in paths:
         data = json.loads(path.read_text())
-        rows += data["rows"]
+        schedule = data["runs"][0]["config"]["finetune_epochs"]
+        rows += [dict(r, finetune_epochs=r.get("finetune_epochs", schedule)) for r in data["rows"]]
         metas += data["runs"]
     return rows, metas
 
@@ -342,8 +360,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                       for m in runs)
     text = markdown(rows) + f"\nwall time: {walls}\n"
     print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.name}.json").write_text(json.dumps(dict(runs=runs, rows=rows), indent=1, default=str) + "\n")
+    write_json(args.out / f"{args.name}.json", rows, runs)
     (args.out / f"{args.name}.md").write_text(text)
     plot(rows, args.out / f"{args.name}.png")
     return rows

@@ -4,8 +4,8 @@ The count falls monotonically as the channel ratio rises, so the search raises t
 steps, measuring after each.  The first step models the count as ``base * (1 - ratio) ** 2``
 (both sides of every layer shrink); later steps fit the exponent through the last measurement
 and follow the secant through the last two measurements only where that asks for less.  Each
-step goes 80% of the way to the predicted ratio and the search stops as soon as the count is at or below the goal, so steps shrink as the goal nears and the result lands
-just under it.
+step goes 80% of the way to the predicted ratio and the search stops as soon as the count is
+at or below the goal, so steps shrink as the goal nears and the result lands just under it.
 """
 
 from __future__ import annotations
