@@ -2,10 +2,10 @@
 
 The count falls monotonically as the channel ratio rises, so the search raises the ratio in
 steps, measuring after each.  The first step models the count as ``base * (1 - ratio) ** 2``
-(both sides of every layer shrink); later steps follow the secant through the last two
-measurements.  Each step goes 80% of the way to the predicted ratio and the search stops as soon
-as the count is at or below the goal, so steps shrink as the goal nears and the result lands
-just under it.
+(both sides of every layer shrink); later steps fit the exponent through the last measurement
+and follow the secant through the last two measurements only where that asks for less.  Each
+step goes 80% of the way to the predicted ratio and the search stops as soon as the count is
+at or below the goal, so steps shrink as the goal nears and the result lands just under it.
 """
 
 from __future__ import annotations
@@ -76,14 +76,17 @@ class TargetSearch:
                            self.metric, goal, current, self.ratio)
 
     def next_ratio(self, current: float, goal: float, previous: tuple[float, float] | None) -> float:
-        """The next ratio to try: 80% of the way to where the model of the count reaches the goal
-        (a secant through the last two measurements once there are two, else a power law)."""
+        """The next ratio to try: 80% of the way to where the model of the count reaches the goal.
+
+        The model is a power law through the unpruned count and the current one; once there are
+        two measurements, a secant through them may only ask for less.  Counts move in steps
+        (whole channels), so a secant across a nearly flat stretch can predict a ratio far past
+        the goal, and pruning cannot be undone."""
+        exponent = 2.0
+        if 0.0 < self.ratio < 1.0 and 0.0 < current < self.base:
+            exponent = min(4.0, max(0.5, math.log(current / self.base) / math.log(1.0 - self.ratio)))
+        wanted = 1.0 - (max(goal, 0.0) / self.base) ** (1.0 / exponent)
         if previous is not None and previous[1] > current and self.ratio > previous[0]:
             slope = (previous[1] - current) / (self.ratio - previous[0])
-            wanted = self.ratio + (current - goal) / slope
-        else:
-            exponent = 2.0
-            if 0.0 < self.ratio < 1.0 and 0.0 < current < self.base:
-                exponent = min(4.0, max(0.5, math.log(current / self.base) / math.log(1.0 - self.ratio)))
-            wanted = 1.0 - (max(goal, 0.0) / self.base) ** (1.0 / exponent)
+            wanted = min(wanted, self.ratio + (current - goal) / slope)
         return self.ratio + max(_DAMPING * (wanted - self.ratio), _MIN_STEP)

@@ -203,6 +203,21 @@ class _Recorder(TorchFunctionMode):
             stack.callback(module.register_forward_hook(self.post_hook, with_kwargs=True, always_call=True).remove)
 
 
+@contextmanager
+def buffers_restored(model: nn.Module) -> Iterator[None]:
+    """Put every buffer back as it was on exit: a forward in training mode updates batch-norm
+    running statistics (towards the example input's) and counters, which tracing must not do."""
+    saved = [(module, name, buffer, buffer.detach().clone()) for module in model.modules()
+             for name, buffer in module._buffers.items() if buffer is not None]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for module, name, buffer, value in saved:
+                buffer.copy_(value)
+                module._buffers[name] = buffer
+
+
 def trace_model(
     model: nn.Module,
     example_inputs: Any,
@@ -248,6 +263,7 @@ def _trace_once(model, example_inputs, is_leaf, forward_fn, output_transform, st
     for t in flatten_tensors(example_inputs):
         recorder.keep_alive.append(t)
     with ExitStack() as stack:
+        stack.enter_context(buffers_restored(model))
         recorder.hooks(stack)
         recorder.patch_autograd_function(stack)
         stack.enter_context(traced_int_attributes(model))

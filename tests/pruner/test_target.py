@@ -73,3 +73,17 @@ def test_speedup_two_on_resnet50():
     base = _macs(model, x)
     tp.pruner.MagnitudePruner(model, x, speedup=2.0, ignored_layers=classifier(model)).step()
     assert abs(_macs(model, x) - base / 2) <= 0.05 * base / 2
+
+
+def test_iterative_speedup_does_not_overshoot_a_step_across_a_flat_stretch():
+    # ResNet-20's MACs fall in whole-channel steps: a secant across a nearly flat stretch once
+    # jumped from 1.29x to the final 2.07x on the third of five steps.
+    from structprune.demos.resnet import CifarResNet
+    torch.manual_seed(0)
+    model, x = CifarResNet(20, in_channels=1, num_classes=10), torch.randn(1, 1, 14, 14)
+    base = _macs(model, x)
+    pruner = tp.pruner.MagnitudePruner(model, x, speedup=2.0, iterative_steps=5, ignored_layers=[model.fc])
+    for step in range(1, 6):
+        pruner.step()
+        goal = 1 - 0.5 * step / 5
+        assert goal * 0.95 <= _macs(model, x) / base <= goal, (step, _macs(model, x) / base)
