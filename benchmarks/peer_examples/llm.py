@@ -30,7 +30,8 @@ ARCHS = {"llama": (hf.LlamaConfig, hf.LlamaForCausalLM, 8), "llama_gqa": (hf.Lla
 def build(arch: str):
     """The model in eval mode and 16 token ids."""
     config_class, model_class, kv_heads = ARCHS[arch]
-    config = config_class(**SIZES, num_key_value_heads=kv_heads, pad_token_id=0)
+    config = config_class(**SIZES, num_key_value_heads=kv_heads, pad_token_id=0,
+                          bos_token_id=1, eos_token_id=2)
     return model_class(config).eval(), torch.randint(1, 1000, (1, 16))
 
 

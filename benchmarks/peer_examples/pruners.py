@@ -25,6 +25,8 @@ from benchmarks.peer_examples._common import measure, parse_args, report
 
 METHODS = ["l1", "l2", "taylor", "hessian", "lamp", "fpgm", "random", "bn_scale", "group_norm", "growing_reg",
            "custom"]
+REGULARISED = ("bn_scale", "group_norm", "growing_reg")
+NEEDS_TRAINING = ("taylor", "hessian", *REGULARISED)
 
 
 def bn_scale_importance(tp):
@@ -56,6 +58,8 @@ def make_pruner(tp, method: str, model: nn.Module, inputs: torch.Tensor, global_
 
 def train_a_little(method: str, model: nn.Module, pruner, imp, batches: int = 2) -> None:
     """A few batches of a made-up task: gradients for Taylor/Hessian, regularisation for sparsity pruners."""
+    if method not in NEEDS_TRAINING:
+        return
     model.train()
     model.zero_grad()
     for _ in range(batches):
@@ -67,7 +71,7 @@ def train_a_little(method: str, model: nn.Module, pruner, imp, batches: int = 2)
                 imp.accumulate_grad(model)
             continue
         F.cross_entropy(model(images), labels).backward()
-        if method in ("bn_scale", "group_norm", "growing_reg"):
+        if method in REGULARISED:
             pruner.regularize(model)
     model.eval()
 
@@ -83,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     for step in range(2):
         train_a_little(args.method, model, pruner, imp)
         pruner.step()
-        if args.method in ("bn_scale", "group_norm", "growing_reg"):
+        if args.method in REGULARISED:
             pruner.update_regularizer()   # the pruned model has new parameters to regularise
         macs, params = tp.utils.count_ops_and_params(model, inputs)
         print(f"step {step + 1}: {params / 1e6:.2f} M params, {macs / 1e6:.1f} M MACs")

@@ -38,7 +38,7 @@ def replay_history(tp, pruner, model: torch.nn.Module, inputs: torch.Tensor, pat
     torch.save({"model": model.state_dict(), "pruning": pruner.pruning_history()}, path)
     fresh = resnet18().eval()
     DG = tp.DependencyGraph().build_dependency(fresh, inputs)
-    saved = torch.load(path)
+    saved = torch.load(path, weights_only=False)
     DG.load_pruning_history(saved["pruning"])
     fresh.load_state_dict(saved["model"])
     return fresh
@@ -46,7 +46,7 @@ def replay_history(tp, pruner, model: torch.nn.Module, inputs: torch.Tensor, pat
 
 def reload_serialized(tp, model: torch.nn.Module, path: Path) -> torch.nn.Module:
     torch.save(tp.state_dict(model), path)
-    return tp.load_state_dict(resnet18().eval(), state_dict=torch.load(path))
+    return tp.load_state_dict(resnet18().eval(), state_dict=torch.load(path, weights_only=False))
 
 
 def main(argv: list[str] | None = None) -> None:

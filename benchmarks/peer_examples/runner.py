@@ -85,11 +85,19 @@ def select(patterns: list[str] | None, quick: bool) -> list[Case]:
     return [c for c in cases if any(fnmatch.fnmatch(c.name, p) or c.name.startswith(p) for p in patterns)]
 
 
-def run_all(cases: list[Case], libraries: list[str], timeout: float, jobs: int) -> list[dict]:
+def run_all(cases: list[Case], libraries: list[str], timeout: float, jobs: int, progress: bool = False) -> list[dict]:
     """Every (case, library) pair, ``jobs`` at a time; rows in case order."""
     pairs = [(case, lib) for case in cases for lib in libraries]
+
+    def run(pair: tuple[Case, str]) -> Outcome:
+        outcome = run_case(pair[0], pair[1], timeout)
+        if progress:
+            print(f"{pair[0].name} on {LABELS[pair[1]]}: {'ok' if outcome.ok else outcome.error} "
+                  f"({outcome.seconds:.0f} s)", file=sys.stderr, flush=True)
+        return outcome
+
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        outcomes = list(pool.map(lambda pair: run_case(pair[0], pair[1], timeout), pairs))
+        outcomes = list(pool.map(run, pairs))
     by_pair = dict(zip(pairs, outcomes))
     rows = []
     for case in cases:
@@ -132,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(case.name for case in cases))
         return
     start, load = time.perf_counter(), os.getloadavg()[0]
-    rows = run_all(cases, args.libs, args.timeout, args.jobs)
+    rows = run_all(cases, args.libs, args.timeout, args.jobs, progress=True)
     counts = summary(rows)
     note = (f"{time.perf_counter() - start:.0f} s wall, {args.jobs} runs at a time, 1 torch thread each; "
             f"1-minute load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
