@@ -1,8 +1,9 @@
 """Run every peer example on Torch-Pruning and on structprune and put the results side by side.
 
-Each (example, library) pair runs in its own subprocess with a timeout (``python -m
-benchmarks.peer_examples.<script> --lib <library> ...`` from the repository root, so this
-checkout's ``structprune`` is the one imported). A run succeeds when the script exits 0 and
+Each (example, library) pair runs in its own child process with a timeout: forked from this
+process after the heavy imports (see ``launch``), or with ``--spawn`` as ``python -m
+benchmarks.peer_examples.<script> --lib <library> ...`` from the repository root; either way
+this checkout's ``structprune`` is the one imported. A run succeeds when the script exits 0 and
 prints its result line; otherwise the table shows the last line of its error output.
 
 The examples are written once, as a Torch-Pruning 1.6 user writes them, and are not changed for
@@ -14,6 +15,7 @@ Example::
 
     python -m benchmarks.peer_examples --jobs 2 --timeout 240
     python -m benchmarks.peer_examples --cases 'torchvision_models resnet18' hf_bert
+    python -m benchmarks.peer_examples --peer-from benchmarks/results/peer_examples.json  # rerun structprune only
 """
 
 from __future__ import annotations
@@ -22,15 +24,14 @@ import argparse
 import fnmatch
 import json
 import os
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from benchmarks.peer_examples._common import LIBRARIES, RESULT_TAG
 from benchmarks.peer_examples.cases import CASES, QUICK, Case
+from benchmarks.peer_examples.launch import ChildResult, run_children
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -47,21 +48,14 @@ class Outcome:
     result: dict = field(default_factory=dict)
 
 
-def run_case(case: Case, library: str, timeout: float, threads: int = 1) -> Outcome:
-    """Run one example in a subprocess and read its result line."""
-    command = [sys.executable, "-m", f"benchmarks.peer_examples.{case.script}", "--lib", library,
-               "--threads", str(threads), *case.args]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
-    start = time.perf_counter()
-    try:
-        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return Outcome(error=f"timed out after {timeout:.0f} s", seconds=time.perf_counter() - start)
-    seconds = time.perf_counter() - start
-    lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_TAG)]
-    if done.returncode == 0 and lines:
-        return Outcome(ok=True, seconds=seconds, result=json.loads(lines[-1][len(RESULT_TAG):]))
-    return Outcome(error=last_error_line(done.stderr or done.stdout), seconds=seconds)
+def outcome_of(child: ChildResult, timeout: float) -> Outcome:
+    """A run's outcome from what its child printed: its result line, or its last error line."""
+    if child.returncode is None:
+        return Outcome(error=f"timed out after {timeout:.0f} s", seconds=child.seconds)
+    lines = [line for line in child.output.splitlines() if line.startswith(RESULT_TAG)]
+    if child.returncode == 0 and lines:
+        return Outcome(ok=True, seconds=child.seconds, result=json.loads(lines[-1][len(RESULT_TAG):]))
+    return Outcome(error=last_error_line(child.output), seconds=child.seconds)
 
 
 def last_error_line(text: str) -> str:
@@ -85,23 +79,34 @@ def select(patterns: list[str] | None, quick: bool) -> list[Case]:
     return [c for c in cases if any(fnmatch.fnmatch(c.name, p) or c.name.startswith(p) for p in patterns)]
 
 
-def run_all(cases: list[Case], libraries: list[str], timeout: float, jobs: int, progress: bool = False) -> list[dict]:
-    """Every (case, library) pair, ``jobs`` at a time; rows in case order."""
-    pairs = [(case, lib) for case in cases for lib in libraries]
+def earlier_outcomes(path: Path | None, library: str) -> dict[str, Outcome]:
+    """One library's outcomes from an earlier run's JSON, by case name (none without a path)."""
+    if path is None:
+        return {}
+    rows = json.loads(path.read_text())["rows"]
+    return {row["case"]: Outcome(**row[library]) for row in rows if row[library]["error"] != "not run"}
 
-    def run(pair: tuple[Case, str]) -> Outcome:
-        outcome = run_case(pair[0], pair[1], timeout)
+
+def run_all(cases: list[Case], libraries: list[str], timeout: float, jobs: int, progress: bool = False,
+            reused: dict[str, dict[str, Outcome]] | None = None, mode: str = "fork") -> list[dict]:
+    """Every (case, library) pair, ``jobs`` at a time, except those ``reused[lib][case]`` gives; rows in case order."""
+    reused = reused or {}
+    pairs = [(case, lib) for case in cases for lib in libraries if case.name not in reused.get(lib, {})]
+    runs = [(case.script, ["--lib", lib, *case.args]) for case, lib in pairs]
+
+    def done(index: int, child: ChildResult) -> None:
         if progress:
-            print(f"{pair[0].name} on {LABELS[pair[1]]}: {'ok' if outcome.ok else outcome.error} "
+            outcome = outcome_of(child, timeout)
+            print(f"{pairs[index][0].name} on {LABELS[pairs[index][1]]}: {'ok' if outcome.ok else outcome.error} "
                   f"({outcome.seconds:.0f} s)", file=sys.stderr, flush=True)
-        return outcome
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        outcomes = list(pool.map(run, pairs))
+    children = run_children(runs, timeout, jobs, mode, on_done=done)
+    outcomes = [outcome_of(child, timeout) for child in children]
     by_pair = dict(zip(pairs, outcomes))
     rows = []
     for case in cases:
-        sides = {lib: by_pair.get((case, lib), Outcome(error="not run")) for lib in LIBRARIES}
+        sides = {lib: by_pair.get((case, lib), reused.get(lib, {}).get(case.name, Outcome(error="not run")))
+                 for lib in LIBRARIES}
         rows.append({"case": case.name, "command": f"python -m benchmarks.peer_examples.{case.script} "
                      + " ".join(case.args), **{lib: asdict(o) for lib, o in sides.items()},
                      "more_pruned": more_pruned(sides["torch_pruning"], sides["structprune"])})
@@ -126,7 +131,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--libs", nargs="*", default=list(LIBRARIES), choices=LIBRARIES)
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds per run")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time")
+    parser.add_argument("--spawn", action="store_true", help="a fresh interpreter per run (imports every time) "
+                        "instead of forking children of one process that imported everything once")
     parser.add_argument("--out", type=Path, default=RESULTS / "peer_examples.json")
+    parser.add_argument("--peer-from", type=Path, help="take Torch-Pruning's outcomes from this earlier JSON "
+                        "instead of running it again (the peer does not change when structprune does)")
     parser.add_argument("--list", action="store_true", help="print the case names and exit")
     return parser.parse_args(argv)
 
@@ -140,9 +149,12 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(case.name for case in cases))
         return
     start, load = time.perf_counter(), os.getloadavg()[0]
-    rows = run_all(cases, args.libs, args.timeout, args.jobs, progress=True)
+    reused = {"torch_pruning": earlier_outcomes(args.peer_from, "torch_pruning")}
+    rows = run_all(cases, args.libs, args.timeout, args.jobs, progress=True, reused=reused,
+                   mode="spawn" if args.spawn else "fork")
     counts = summary(rows)
-    note = (f"{time.perf_counter() - start:.0f} s wall, {args.jobs} runs at a time, 1 torch thread each; "
+    note = (f"{time.perf_counter() - start:.0f} s wall, {args.jobs} runs at a time, 1 torch thread each"
+            f"{' (Torch-Pruning outcomes reused from ' + str(args.peer_from) + ')' if args.peer_from else ''}; "
             f"1-minute load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
     text = markdown_table(rows, counts, note)
     args.out.parent.mkdir(parents=True, exist_ok=True)
