@@ -3,7 +3,7 @@ estimated from squared gradients (the empirical Fisher), accumulated over batche
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -32,8 +32,9 @@ class HessianImportance(SliceImportance):
     needs_gradients = True
 
     def __init__(self, group_reduction: str | Callable | None = "mean",
-                 normalizer: str | Callable | None = "mean", bias: bool = False, **_):
-        super().__init__(group_reduction, normalizer, bias)
+                 normalizer: str | Callable | None = "mean", bias: bool = False,
+                 target_types: Sequence[type] | None = None, **_):
+        super().__init__(group_reduction, normalizer, bias, target_types)
         self._sum: dict[tuple[int, str], torch.Tensor] = {}
         self._count: dict[tuple[int, str], int] = {}
 
