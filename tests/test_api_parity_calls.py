@@ -56,7 +56,10 @@ def whole_group(lib, model, x):
     # "max", not "mean": Torch-Pruning 1.6.1 leaves BatchNorm out of Taylor scores (docs/COMPATIBILITY.md)
     lambda imp: imp.GroupTaylorImportance(group_reduction="max", normalizer="mean", multivariable=False),
     lambda imp: imp.TaylorImportance(group_reduction="first", normalizer="sum", multivariable=True),
-], ids=["magnitude-l2", "magnitude-l1-sum-max", "bn-scale", "lamp", "taylor-max", "taylor-multivariable"])
+    lambda imp: imp.TaylorImportance(group_reduction="mean", target_types=[nn.modules.conv._ConvNd, nn.Linear]),
+    lambda imp: imp.MagnitudeImportance(p=2, target_types=[nn.modules.batchnorm._BatchNorm]),
+], ids=["magnitude-l2", "magnitude-l1-sum-max", "bn-scale", "lamp", "taylor-max", "taylor-multivariable",
+        "taylor-mean-convs-only", "magnitude-bn-only"])
 def test_importance_scores_equal_torch_pruning(base, make):
     model, x = base
     scores = []

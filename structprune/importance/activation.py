@@ -79,10 +79,9 @@ class ActivationImportance(SliceImportance):
                  normalizer: str | Callable | None = "mean", bias: bool = False,
                  target_types: Sequence[type] = (nn.modules.conv._ConvNd, nn.Linear), weighted: bool = True,
                  **_: Any):
-        super().__init__(group_reduction, normalizer, bias=False if weighted else bias)
+        super().__init__(group_reduction, normalizer, bias=False if weighted else bias, target_types=target_types)
         self.p = p
         self.weighted = weighted
-        self.target_types = tuple(target_types)
         self.inputs = InputNorms()
         self.magnitudes = InputMagnitudes(self.target_types)
         self._graph = None

@@ -4,7 +4,7 @@ estimated from squared gradients (the empirical Fisher), accumulated over batche
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 import torch.nn as nn
@@ -35,8 +35,9 @@ class HessianImportance(SliceImportance):
     needs_gradients = True
 
     def __init__(self, group_reduction: str | Callable | None = "mean",
-                 normalizer: str | Callable | None = "mean", bias: bool = False, **_):
-        super().__init__(group_reduction, normalizer, bias)
+                 normalizer: str | Callable | None = "mean", bias: bool = False,
+                 target_types: Sequence[type] | None = None, **_):
+        super().__init__(group_reduction, normalizer, bias, target_types)
         self._sum: dict[tuple[int, str], torch.Tensor] = {}
         self._count: dict[tuple[int, str], int] = {}
         self._graph = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -25,8 +25,9 @@ class MagnitudeImportance(SliceImportance):
     """
 
     def __init__(self, p: float = 2, group_reduction: str | Callable | None = "mean",
-                 normalizer: str | Callable | None = "mean", bias: bool = False, **_):
-        super().__init__(group_reduction, normalizer, bias)
+                 normalizer: str | Callable | None = "mean", bias: bool = False,
+                 target_types: Sequence[type] | None = None, **_):
+        super().__init__(group_reduction, normalizer, bias, target_types)
         self.p = p
 
     def element_scores(self, s: UnitSlice) -> torch.Tensor:
@@ -47,8 +48,9 @@ class GroupNormImportance(MagnitudeImportance):
     """
 
     def __init__(self, p: float = 2, group_reduction: str | Callable | None = "sum",
-                 normalizer: str | Callable | None = "mean", bias: bool = False, **kwargs):
-        super().__init__(p, group_reduction, normalizer, bias)
+                 normalizer: str | Callable | None = "mean", bias: bool = False,
+                 target_types: Sequence[type] | None = None, **_):
+        super().__init__(p, group_reduction, normalizer, bias, target_types)
 
     def finish(self, scores: torch.Tensor) -> torch.Tensor:
         return scores.clamp(min=0).pow(1.0 / self.p)

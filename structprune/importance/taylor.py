@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -24,8 +24,9 @@ class TaylorImportance(SliceImportance):
     needs_gradients = True
 
     def __init__(self, group_reduction: str | Callable | None = "mean",
-                 normalizer: str | Callable | None = "mean", multivariable: bool = False, bias: bool = False, **_):
-        super().__init__(group_reduction, normalizer, bias)
+                 normalizer: str | Callable | None = "mean", multivariable: bool = False, bias: bool = False,
+                 target_types: Sequence[type] | None = None, **_):
+        super().__init__(group_reduction, normalizer, bias, target_types)
         self.multivariable = multivariable
 
     def calibrate(self, model: nn.Module) -> AbstractContextManager:
