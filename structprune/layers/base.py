@@ -105,6 +105,9 @@ class LayerPruner:
     tensor shapes are equal (a per-channel layer such as a scale or a norm).
     """
 
+    def __init__(self, pruning_dim: int = 1) -> None:
+        self.pruning_dim = pruning_dim  # Torch-Pruning's constructor argument; channel dims come from flow
+
     def get_out_channels(self, layer: nn.Module) -> int:
         raise NotImplementedError
 
