@@ -171,3 +171,11 @@ def test_register_customized_layer_by_instance_with_torch_pruning_keywords():
     DG.build_dependency(model, example_inputs=x)
     DG.get_pruning_group(model.c1, tp.prune_conv_out_channels, idxs=[2]).prune()
     assert model.s.w.numel() == 7 and model(x).shape == (2, 4, 6, 6)
+
+
+def test_torch_pruning_helper_for_custom_pruners_keeps_gradients():
+    weight = nn.Parameter(torch.randn(4, 3))
+    weight.grad = torch.arange(12.0).view(4, 3)
+    pruned = ScalePruner()._prune_parameter_and_grad(weight, [0, 2], pruning_dim=1)
+    assert isinstance(pruned, nn.Parameter) and pruned.shape == (4, 2)
+    assert torch.equal(pruned.data, weight.data[:, [0, 2]]) and torch.equal(pruned.grad, weight.grad[:, [0, 2]])
