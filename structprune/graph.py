@@ -88,9 +88,10 @@ class DependencyGraph(GraphCompat):
                 logger.info("channels pinned: no rule for %s", node.describe())
         return self
 
-    def register_customized_layer(self, layer_type: type, pruner: LayerPruner) -> None:
-        """Treat ``layer_type`` as a leaf pruned by ``pruner`` (call before ``build_dependency``)."""
-        self.customized_pruners[layer_type] = pruner
+    def register_customized_layer(self, layer_type_or_instance: type | nn.Module, layer_pruner: LayerPruner) -> None:
+        """Treat a layer type (or one module) as a leaf pruned by ``layer_pruner`` (call before
+        ``build_dependency``)."""
+        self.customized_pruners[layer_type_or_instance] = layer_pruner
 
     def pruner_of(self, module: nn.Module) -> LayerPruner | None:
         return layer_pruner_for(module, self.customized_pruners)

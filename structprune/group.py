@@ -78,6 +78,10 @@ class Dependency:
         """Whether pruning with ``pruning_fn`` (e.g. ``prune_conv_out_channels``) triggers this dependency."""
         return pruning_fn == self.trigger
 
+    def __str__(self) -> str:
+        return (f"{self.trigger.__name__} on {self.source.label()} => "
+                f"{self.handler.__name__} on {self.target.label()}")
+
     def __call__(self, idxs: Sequence[int]) -> None:
         """Prune ``idxs`` of the target alone (Torch-Pruning's ``dep(idxs)``; a group prunes all)."""
         if isinstance(self.target, Target):
@@ -90,10 +94,6 @@ class Dependency:
     def __hash__(self) -> int:
         return hash((id(self.source.module) if self.source.module is not None else hash(self.source),
                      id(self.target.module) if self.target.module is not None else hash(self.target)))
-
-    def __str__(self) -> str:
-        return (f"{self.trigger.__name__} on {self.source.label()} => "
-                f"{self.handler.__name__} on {self.target.label()}")
 
 
 def ignored_out_axes(modules: Sequence[nn.Module]) -> set[tuple[int, int]]:

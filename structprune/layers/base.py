@@ -105,6 +105,9 @@ class LayerPruner:
     tensor shapes are equal (a per-channel layer such as a scale or a norm).
     """
 
+    def __init__(self, pruning_dim: int = 1) -> None:
+        self.pruning_dim = pruning_dim  # Torch-Pruning's constructor argument; channel dims come from flow
+
     def get_out_channels(self, layer: nn.Module) -> int:
         raise NotImplementedError
 
@@ -120,6 +123,12 @@ class LayerPruner:
     def parameters_along(self, layer: nn.Module, dim: str) -> list[tuple[str, int]]:
         """``(attribute, axis)`` pairs whose ``axis`` runs over channel dim ``dim`` (for scoring)."""
         return []
+
+    def _prune_parameter_and_grad(self, weight: torch.Tensor, keep_idxs: Sequence[int], pruning_dim: int) -> nn.Parameter:
+        """Torch-Pruning's helper for custom pruners: a Parameter with only ``keep_idxs`` along
+        ``pruning_dim``, its gradient sliced alike."""
+        keep = torch.as_tensor([int(i) for i in keep_idxs], dtype=torch.long, device=weight.device)
+        return _sliced(weight if isinstance(weight, nn.Parameter) else nn.Parameter(weight), pruning_dim, keep)
 
     def get_out_channel_groups(self, layer: nn.Module) -> int:
         """Torch-Pruning's hook: into how many equal groups the output channels fall (1: none)."""

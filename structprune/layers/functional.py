@@ -52,9 +52,6 @@ class BasePruningFunc(LayerPruner, metaclass=abc.ABCMeta):
         DG = tp.DependencyGraph().build_dependency(model, x, customized_pruners={Scale: ScalePruner()})
     """
 
-    def __init__(self, pruning_dim: int = 1) -> None:
-        self.pruning_dim = pruning_dim
-
     @classmethod
     def __subclasshook__(cls, other: type) -> bool:
         """Every :class:`LayerPruner` (``ConvPruner`` ...) counts as a Torch-Pruning pruning function."""
@@ -173,7 +170,14 @@ prune_rnn_in_channels = _rnn.prune_in_channels
 
 # Torch-Pruning's spellings of the same classes
 BatchnormPruner = InstanceNormPruner = BatchNormPruner
-LayernormPruner = LayerNormPruner
+
+
+class LayernormPruner(LayerNormPruner):
+    """Torch-Pruning's spelling, with its constructor (``metrcis`` sic is accepted and unused)."""
+
+    def __init__(self, metrcis: object = None, pruning_dim: int = -1) -> None:
+        super().__init__(pruning_dim)
+
 LSTMPruner = RNNPruner
 
 PrunerBox: dict[type, LayerPruner] = _PRUNERS

@@ -154,3 +154,28 @@ def test_torch_pruning_function_names_all_exist():
     torch_pruning = pytest.importorskip("torch_pruning")
     missing = [n for n in torch_pruning.pruner.function.__all__ if not hasattr(tp.pruner.function, n)]
     assert not missing
+
+
+def test_pruner_namespace_has_layer_names_and_keeps_the_high_level_group_norm_pruner():
+    assert tp.pruner.prune_conv_out_channels == tp.prune_conv_out_channels
+    assert tp.pruner.PrunerBox is tp.pruner.function.PrunerBox and tp.pruner.BasePruningFunc
+    assert issubclass(tp.pruner.GroupNormPruner, tp.pruner.BasePruner)  # not the layer pruner
+
+
+def test_register_customized_layer_by_instance_with_torch_pruning_keywords():
+    seeded()
+    model, x = Net(), torch.randn(2, 3, 6, 6)
+    DG = tp.DependencyGraph()
+    DG.register_customized_layer(layer_type_or_instance=model.s, layer_pruner=ScalePruner())
+    DG.register_customized_layer(Mix, MixPruner())
+    DG.build_dependency(model, example_inputs=x)
+    DG.get_pruning_group(model.c1, tp.prune_conv_out_channels, idxs=[2]).prune()
+    assert model.s.w.numel() == 7 and model(x).shape == (2, 4, 6, 6)
+
+
+def test_torch_pruning_helper_for_custom_pruners_keeps_gradients():
+    weight = nn.Parameter(torch.randn(4, 3))
+    weight.grad = torch.arange(12.0).view(4, 3)
+    pruned = ScalePruner()._prune_parameter_and_grad(weight, [0, 2], pruning_dim=1)
+    assert isinstance(pruned, nn.Parameter) and pruned.shape == (4, 2)
+    assert torch.equal(pruned.data, weight.data[:, [0, 2]]) and torch.equal(pruned.grad, weight.grad[:, [0, 2]])
