@@ -211,7 +211,8 @@ def decoder_table(rows: list[dict]) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
+    parser.add_argument("--families", nargs="*", default=list(FAMILIES), choices=list(FAMILIES),
+                        help="decoder families (none: skip the decoder table)")
     parser.add_argument("--ratios", nargs="+", type=float, default=[0.25, 0.5])
     parser.add_argument("--criteria", nargs="+", default=list(CRITERIA), choices=list(CRITERIA))
     parser.add_argument("--no-timing", action="store_true", help="skip the prefill/decode timings")
@@ -235,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = [run_one(f, r, c, batches, timing=not args.no_timing and c == "l2")
             for f in args.families for r in args.ratios for c in args.criteria]
     result: dict[str, Any] = {"machine": f"CPU, {torch.get_num_threads()} threads (shared)", "decoders": rows}
-    text = decoder_table(rows)
+    text = decoder_table(rows) if rows else ""
     if not args.no_1b:
         result["llama_1b_meta"] = [plan_1b(mode) for mode in ("groups", "queries")]
         text += "\n\n1B shape on meta (32 q / 8 kv heads, head_pruning_ratio=0.5):\n" + "\n".join(
