@@ -49,8 +49,11 @@ def sync_after_prune(model: nn.Module) -> None:
 
 
 def not_expressible_reason(model: nn.Module) -> str | None:
-    """Why ``model`` (or a submodule that was pruned on its own) has no faithful config, or ``None``."""
+    """Why ``model`` (or a submodule that was pruned on its own) has no faithful config, or ``None``;
+    a marked module is synced once more first (its shapes may have been made expressible since)."""
     for module in model.modules():
+        if module.__dict__.get(MARK):
+            sync_after_prune(module)
         reason = module.__dict__.get(MARK)
         if reason:
             return reason

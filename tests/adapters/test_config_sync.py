@@ -134,3 +134,16 @@ def test_text_generation_pipeline_runs_on_the_pruned_model():
     generate = transformers.pipeline("text-generation", model=model, tokenizer=tokenizer)
     out = generate("w5 w9 w11", max_new_tokens=4, do_sample=False)
     assert out[0]["generated_text"].startswith("w5 w9 w11")
+
+
+def test_a_mark_goes_once_the_shapes_are_expressible_again(tmp_path):
+    model = build_llama_style("llama")
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=inputs(), output_transform=lambda o: o.logits)
+    first, second = (graph.get_pruning_group(layer.mlp.gate_proj, tp.prune_linear_out_channels, idxs=list(range(32)))
+                     for layer in model.model.layers)
+    first.prune()
+    with pytest.raises(NotExpressibleError):
+        model.save_pretrained(tmp_path)  # half-way: layer 0 has 32 neurons, layer 1 still 64
+    second.prune()
+    assert model.config.intermediate_size == 32
+    assert stock_round_trip(model, tmp_path) < 1e-5

@@ -122,3 +122,28 @@ def test_statistics_are_all_reduced_under_a_process_group(tmp_path):
         assert torch.allclose(imp.inputs.norm(model.fc1), x.norm(dim=0))
     finally:
         torch.distributed.destroy_process_group()
+
+
+def _calibrate_half(rank: int, store: str, x: torch.Tensor, results) -> None:
+    torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        torch.manual_seed(0)
+        model = MLP()
+        imp = tp.importance.ActivationImportance()
+        with imp.calibrate(model):
+            model(x[rank::2])  # each rank sees half of the calibration data
+        results[rank] = imp.inputs.norm(model.fc1)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_ranks_see_the_statistics_of_all_the_data(tmp_path):
+    import torch.multiprocessing as mp
+
+    x = torch.randn(8, 6)
+    with mp.Manager() as manager:
+        results = manager.dict()
+        mp.spawn(_calibrate_half, args=(str(tmp_path / "store"), x, results), nprocs=2)
+        norms = dict(results)
+    assert torch.allclose(norms[0], x.norm(dim=0), atol=1e-5) and torch.allclose(norms[1], norms[0])
