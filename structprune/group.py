@@ -96,7 +96,7 @@ class Group:
         self.root = root
         self.units = units
         self.idxs = [int(i) for i in idxs]
-        self.gids = {int(graph.solution.group_of[u]) for u in units}
+        self.gids = set(graph.solution.group_of[torch.tensor(units, dtype=torch.long)].tolist()) if units else set()
 
     @classmethod
     def whole(cls, graph: "DependencyGraph", root: Target, gid: int) -> "Group":
