@@ -122,7 +122,7 @@ class Group(GroupCompat):
         self.root = root
         self.units = units
         self.idxs = [int(i) for i in idxs]
-        self.gids = {int(graph.solution.group_of[u]) for u in units}
+        self.gids = set(graph.solution.group_of[torch.tensor(units, dtype=torch.long)].tolist()) if units else set()
         self.released = released  # output-pinned classes an explicit request may remove (or None)
         self.added: list[GroupItem] = []  # Torch-Pruning's add_dep
 

@@ -28,19 +28,7 @@ TABLE = Path(__file__).resolve().parents[1] / "docs" / "COMPATIBILITY.md"
 
 # TEMPORARY: names that the api-core branch adds (tp.pruner.function, BasePruningFunc, graph, group and
 # pruner methods). The integrator deletes this set once api-core is merged; every name must then exist.
-PENDING_API_CORE = {
-    "tp.BasePruningFunc", "tp.PrunerBox", "tp.function",
-    "tp.pruner.BasePruningFunc", "tp.pruner.PrunerBox", "tp.pruner.function",
-    "tp.DependencyGraph.pruning_history", "tp.DependencyGraph.load_pruning_history",
-    "tp.DependencyGraph.get_out_channels", "tp.DependencyGraph.get_in_channels",
-    "tp.DependencyGraph.get_pruner_of_module", "tp.DependencyGraph.is_out_channel_pruning_fn",
-    "tp.DependencyGraph.is_in_channel_pruning_fn", "tp.DependencyGraph.register_customized_layer",
-    "tp.Group.has_dep", "tp.Group.add_dep", "tp.Group.exec", "tp.Group.has_pruning_op", "tp.Group.add_and_merge",
-    "tp.Group.items",
-    "tp.pruner.BasePruner.pruning_history", "tp.pruner.BasePruner.load_pruning_history",
-    "tp.pruner.BasePruner.manual_prune_width", "tp.pruner.BasePruner.get_target_pruning_ratio",
-    "tp.pruner.BasePruner.get_target_head_pruning_ratio",
-} | {f"tp.pruner.{name}" for name in dir(tp_peer.pruner) if name.startswith("prune_")}
+PENDING_API_CORE: set[str] = set()
 
 
 MODULES = ["", "pruner", "pruner.function", "importance", "utils", "utils.benchmark", "dependency", "serialization"]
