@@ -21,7 +21,7 @@ from structprune.layers.functional import *  # noqa: F401,F403
 from structprune.layers.parameter import prune_parameter_in_channels, prune_parameter_out_channels
 # after the layer pruners, as in Torch-Pruning: tp.GroupNormPruner is the high-level pruner
 from structprune.pruner import (BasePruner, BNScalePruner, GroupNormPruner, GrowingRegPruner,  # noqa: E402
-                                MagnitudePruner, MetaPruner, RandomPruner, scheduler)
+                                MagnitudePruner, MetaPruner, RandomPruner, function, scheduler)
 from structprune.serialization import load, load_state_dict, save, state_dict
 from structprune.trace.nodes import Node
 from structprune.verify import verify_group, zero_group

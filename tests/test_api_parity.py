@@ -38,7 +38,7 @@ CLASSES = ["DependencyGraph", "Group", "Dependency", "Node", "pruner.BasePruner"
 # (``count_ops_and_params(model, x, True)``, ``measure_latency(model, x, 100, 10)``); later ones by name.
 POSITIONAL_OPTIONALS = 2
 # standard-library helpers that Torch-Pruning's modules import (``tp.importance.OrderedDict``): not its API
-_STDLIB = ("collections", "contextlib", "typing", "abc", "functools", "warnings", "enum", "math", "random")
+_STDLIB = ("copy", "collections", "contextlib", "typing", "abc", "functools", "warnings", "enum", "math", "random")
 
 
 def resolve(root, dotted: str):
