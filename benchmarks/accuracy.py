@@ -226,12 +226,39 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     out = []
     for title in dict.fromkeys(r["table"] for r in rows):
         cells = [[r["method"], r["library"], f"{r['base']:.2f}", f"{r['pruned']:.2f}", f"{r['finetuned']:.2f}",
-                  f"{r['delta']:+.2f}", f"{r['speedup']:.2f}x", f"{r['base_params'] / 1e3:.1f} K -> "
-                  f"{r['params'] / 1e3:.1f} K"] for r in rows if r["table"] == title]
+                  f"{r['delta']:+.2f}", f"{r['speedup']:.2f}x", _params(r)] for r in rows if r["table"] == title]
         headers = ["Method", "Library", "Base (%)", "Pruned, no FT (%)", "Pruned (%)", "Delta Acc (%)",
                    "Speed Up", "Params"]
         out.append(f"### {title}\n\n{format_table(headers, cells)}\n")
     return "\n".join(out)
+
+
+def side_by_side(rows: list[dict[str, Any]]) -> str:
+    """The seed's columns, one line per method, structprune's numbers beside Torch-Pruning's."""
+    out = []
+    for title in dict.fromkeys(r["table"] for r in rows):
+        found = {(r["method"], r["library"]): r for r in rows if r["table"] == title}
+        cells = []
+        for method in dict.fromkeys(m for m, _ in found):
+            ours, peer = found.get((method, "structprune")), found.get((method, "Torch-Pruning"))
+            base = (ours or peer)["base"]
+            cells.append([method, f"{base:.2f}", *_side(ours), *_side(peer)])
+        headers = ["Method", "Base (%)", "Pruned (%)", "Delta Acc (%)", "Speed Up", "TP Pruned (%)",
+                   "TP Delta Acc (%)", "TP Speed Up"]
+        out.append(f"### {title}\n\n{format_table(headers, cells)}\n")
+    return "\n".join(out)
+
+
+def _side(row: dict[str, Any] | None) -> list[str]:
+    if row is None:
+        return ["-", "-", "-"]
+    return [f"{row['finetuned']:.2f}", f"{row['delta']:+.2f}", f"{row['speedup']:.2f}x"]
+
+
+def _params(row: dict[str, Any]) -> str:
+    if row.get("params") is None:
+        return "-"
+    return f"{row['base_params'] / 1e3:.1f} K -> {row['params'] / 1e3:.1f} K"
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
@@ -289,7 +316,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--only", nargs="*", help="run only tables whose title contains one of these")
     parser.add_argument("--methods", nargs="*", help="run only methods with these names (e.g. 'Group', 'L2 global')")
-    parser.add_argument("--merge", nargs="*", type=Path, help="combine these result JSON files and report them")
+    parser.add_argument("--merge", nargs="*", type=Path,
+                        help="report these result files together (a later file's rows replace re-run ones)")
     parser.add_argument("--tag", default="", help="appended to the table titles (e.g. ', fine-tune 3 epochs')")
     parser.add_argument("--no-peer", action="store_true", help="skip Torch-Pruning")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -344,13 +372,17 @@ def write_json(path: Path, rows: list[dict[str, Any]], runs: list[dict[str, Any]
 
 
 def merged(paths: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    rows, metas = [], []
+    """The rows of several result files; a later file's row replaces an earlier one of the same
+    table, method and library (a re-run)."""
+    rows: dict[tuple, dict[str, Any]] = {}
+    metas = []
     for path in paths:
         data = json.loads(path.read_text())
         schedule = data["runs"][0]["config"]["finetune_epochs"]
-        rows += [dict(r, finetune_epochs=r.get("finetune_epochs", schedule)) for r in data["rows"]]
+        for r in data["rows"]:
+            rows[(r["table"], r["method"], r["library"])] = dict(r, finetune_epochs=r.get("finetune_epochs", schedule))
         metas += data["runs"]
-    return rows, metas
+    return list(rows.values()), metas
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -358,7 +390,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     rows, runs = merged(args.merge) if args.merge else run(args)
     walls = ", ".join(f"{m['wall_seconds'] / 60:.1f} min on {m['config']['device']} ({m['threads']} threads)"
                       for m in runs)
-    text = markdown(rows) + f"\nwall time: {walls}\n"
+    text = (f"## Side by side (fine-tuned)\n\n{side_by_side(rows)}\n## Every row\n\n{markdown(rows)}"
+            f"\nwall time: {walls}\n")
     print(text)
     write_json(args.out / f"{args.name}.json", rows, runs)
     (args.out / f"{args.name}.md").write_text(text)
