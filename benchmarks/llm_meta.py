@@ -116,7 +116,7 @@ def measure_sizes(names: list[str], threads: int) -> list[dict]:
 def format_sizes(rows: list[dict]) -> str:
     lines = [f"{'shape':<6} {'params':>8} {'groups':>7} {'graph s':>8} {'plan s':>7} {'total s':>8} {'peak RSS':>9}"]
     lines += [f"{r['shape']:<6} {r['parameters'] / 1e9:>7.2f}B {r['groups']:>7} {r['build_s']:>8.1f} {r['plan_s']:>7.1f} "
-              f"{r['total_s']:>8.1f} {r['peak_rss_gb']:>7.2f}GB" for r in rows]
+              f"{r['total_s']:>8.1f} {r['peak_rss_gb']:>6.2f}GiB" for r in rows]
     return "\n".join(lines)
 
 

@@ -185,10 +185,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, default=RESULTS / "prune_checkpoint.json")
     args = parser.parse_args(argv)
     result = run(args)
-    rows = [("source", f"{result['source_gb']} GB in {result['shards']} shards (generated in {result['generate_s']} s)"),
+    rows = [("source", f"{result['source_gb']} GiB in {result['shards']} shards (generated in {result['generate_s']} s)"),
             ("params", f"{result['params_before'] / 1e9:.2f} B -> {result['params_after'] / 1e9:.2f} B"),
             ("prune wall time", f"{result['wall_s']} s ({', '.join(f'{k} {v} s' for k, v in result['seconds'].items())})"),
-            ("peak RSS (prune process)", f"{result['peak_rss_gb']} GB"),
+            ("peak RSS (prune process)", f"{result['peak_rss_gb']} GiB"),
             ("config", ", ".join(f"{k}={v}" for k, v in result["config_fields"].items())),
             ("checks", f"{result['tensors_checked']} tensor shapes = pruned config; MLP of layers "
                        f"{result['mlp_layers_equal_in_memory']} = in-memory prune")]
