@@ -218,6 +218,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-timing", action="store_true", help="skip the prefill/decode timings")
     parser.add_argument("--no-1b", action="store_true", help="skip the 1B shape on meta (about 2 minutes on CPU)")
     parser.add_argument("--minilm", action="store_true", help="also compare the criteria on the real MiniLM")
+    parser.add_argument("--minilm-criteria", nargs="+", default=["l2", "activation", "taylor", "hessian", "random"])
     parser.add_argument("--distill-steps", type=int, default=40, help="MiniLM distillation steps per criterion")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -245,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.minilm:
         from benchmarks.llm_minilm import criteria_table, run_criteria
 
-        result["minilm"] = run_criteria(distill_steps=args.distill_steps)
+        result["minilm"] = run_criteria(args.distill_steps, args.minilm_criteria)
         text += "\n\nMiniLM, 50% of FFN neurons and of heads:\n" + criteria_table(result["minilm"])
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -82,7 +82,7 @@ def run_criteria(distill_steps: int = 40, criteria=CRITERIA, seed: int = 0) -> l
         rows.append({"criterion": name, "recall_pruned": pruned, "recall_distilled": recall(bench, student),
                      "params": sum(p.numel() for p in student.parameters()),
                      "heads": attention.query.out_features // attention.attention_head_size,
-                     "ffn": layer.intermediate.dense.out_features, "seconds": time.perf_counter() - start,
+                     "ffn": student.encoder.layer[0].intermediate.dense.out_features, "seconds": time.perf_counter() - start,
                      "distill_steps": distill_steps})
     return rows
 

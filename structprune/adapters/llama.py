@@ -80,9 +80,10 @@ class LlamaStyleAdapter(ModelAdapter):
                      f"{path}.self_attn widths q {q_width} / kv {kv_width} are not whole heads of {head_dim}; "
                      + _HEAD_DIM_REMEDY)
         heads, kv_heads = q_width // head_dim, kv_width // head_dim
-        self.require(kv_heads > 0 and heads % kv_heads == 0 and attention.num_key_value_groups == heads // kv_heads,
-                     f"{path}.self_attn keeps {heads} query heads for {kv_heads} key/value heads, but groups "
-                     f"{attention.num_key_value_groups} query heads per key/value head")
+        # num_key_value_groups is not checked: the SDPA path never reads it (so the trace leaves it),
+        # and the sync sets it from the rebuilt model
+        self.require(kv_heads > 0 and heads % kv_heads == 0,
+                     f"{path}.self_attn keeps {heads} query heads for {kv_heads} key/value heads, which do not group")
         self.require(attention.o_proj.in_features == q_width and attention.o_proj.out_features == hidden,
                      f"{path}.self_attn.o_proj is {attention.o_proj.in_features} -> {attention.o_proj.out_features}, "
                      f"expected {q_width} -> {hidden}")

@@ -97,3 +97,12 @@ def test_global_ranking_keeps_the_structure(mode):
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="gqa='heads'"):
         pruner(llama(), head_pruning_ratio=0.5, gqa="heads")
+
+
+def test_sdpa_attention_gets_its_group_count_from_the_synced_config():
+    model = llama()
+    model.config._attn_implementation = "sdpa"  # SDPA never reads num_key_value_groups while tracing
+    pruner(model, head_pruning_ratio=0.5, gqa="queries").step()
+    assert (model.config.num_attention_heads, model.config.num_key_value_heads) == (4, 2)
+    model.config._attn_implementation = "eager"  # eager does read it: the sync set it to 2
+    assert head_counts(model) == [(4, 2), (4, 2)] and model(ids()).logits.shape == (2, 6, 64)
