@@ -64,6 +64,9 @@ def test_more_pruned_compares_parameters_left_only_where_the_peer_runs():
     assert more_pruned(_side(50), _side(60)) is False
     assert more_pruned(_side(50), _side(None, "boom")) is False
     assert more_pruned(_side(None, "boom"), _side(40)) is None
+    changed = _side(30)
+    changed.result["shapes_ok"] = False
+    assert more_pruned(changed, _side(40)) is None
 
 
 def test_table_shows_numbers_errors_and_counts():
