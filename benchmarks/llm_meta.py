@@ -4,9 +4,16 @@ The plan lists every group the default pruner would shrink (kind, units, layers 
 and every pinned layer dim with the reason it stays.  Default config: about 1.1 billion
 parameters (TinyLlama's shape: 22 layers, hidden 2048, MLP 5632, 32 heads, 4 kv heads).
 
+``--shape 1b|8b|70b`` picks Llama-3.2-1B, Llama-3-8B or Llama-3-70B's shape; ``--sizes 1b,8b,70b``
+analyses each in its own process and tabulates wall time (model built on meta, graph, plan,
+printed) and peak resident memory (``ru_maxrss`` of that process), written to
+``results/llm_meta.json``.
+
 Examples::
 
     python -m benchmarks.llm_meta
+    python -m benchmarks.llm_meta --shape 70b
+    python -m benchmarks.llm_meta --sizes 1b,8b,70b --threads 1
     python -m benchmarks.llm_meta --layers 2 --hidden 256 --intermediate 512 --heads 8 --kv-heads 2 --json plan.json
 """
 
@@ -14,6 +21,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
+import subprocess
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,6 +34,13 @@ import torch
 import structprune as tp
 from structprune.pruner.groups import find_groups
 from structprune.pruner.options import build_options
+
+RESULTS = Path(__file__).parent / "results"
+SHAPES = {  # layers, hidden, intermediate, heads, kv heads, vocab
+    "1b": dict(layers=16, hidden=2048, intermediate=8192, heads=32, kv_heads=8, vocab=128256),
+    "8b": dict(layers=32, hidden=4096, intermediate=14336, heads=32, kv_heads=8, vocab=128256),
+    "70b": dict(layers=80, hidden=8192, intermediate=28672, heads=64, kv_heads=8, vocab=128256),
+}
 
 
 @dataclass
@@ -84,6 +101,25 @@ def format_plan(plan: Plan, limit: int = 12) -> str:
     return "\n".join(lines)
 
 
+def measure_sizes(names: list[str], threads: int) -> list[dict]:
+    """Each named shape analysed in a fresh process: its wall time and peak RSS."""
+    rows = []
+    for name in names:
+        child = subprocess.run([sys.executable, "-m", "benchmarks.llm_meta", "--shape", name, "--threads", str(threads),
+                                "--measure"], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+        if child.returncode:
+            raise RuntimeError(f"{name} failed:\n{child.stderr[-2000:]}")
+        rows.append({"shape": name, **json.loads(child.stdout.strip().splitlines()[-1])})
+    return rows
+
+
+def format_sizes(rows: list[dict]) -> str:
+    lines = [f"{'shape':<6} {'params':>8} {'groups':>7} {'graph s':>8} {'plan s':>7} {'total s':>8} {'peak RSS':>9}"]
+    lines += [f"{r['shape']:<6} {r['parameters'] / 1e9:>7.2f}B {r['groups']:>7} {r['build_s']:>8.1f} {r['plan_s']:>7.1f} "
+              f"{r['total_s']:>8.1f} {r['peak_rss_gb']:>7.2f}GB" for r in rows]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -93,11 +129,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--heads", type=int, default=32)
     parser.add_argument("--kv-heads", type=int, default=4)
     parser.add_argument("--vocab", type=int, default=32000)
-    parser.add_argument("--json", type=Path, help="also write the full plan here")
+    parser.add_argument("--shape", choices=sorted(SHAPES), help="a Llama-3 shape instead of the sizes above")
+    parser.add_argument("--sizes", help="comma-separated shapes (1b,8b,70b), each measured in its own process")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--measure", action="store_true", help="also print a JSON line with time and peak RSS")
+    parser.add_argument("--json", type=Path, help="also write the full plan (or, with --sizes, the table) here")
     args = parser.parse_args(argv)
-    model = llama_on_meta(args.layers, args.hidden, args.intermediate, args.heads, args.kv_heads, args.vocab)
-    plan = analyse(model)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.sizes:
+        rows = measure_sizes(args.sizes.split(","), args.threads or torch.get_num_threads())
+        print(format_sizes(rows))
+        path = args.json or RESULTS / "llm_meta.json"
+        path.write_text(json.dumps({"threads": args.threads, "rows": rows}, indent=1) + "\n")
+        return
+    shape = SHAPES[args.shape] if args.shape else dict(layers=args.layers, hidden=args.hidden,
+                                                        intermediate=args.intermediate, heads=args.heads,
+                                                        kv_heads=args.kv_heads, vocab=args.vocab)
+    import transformers
+    transformers.LlamaForCausalLM  # noqa: B018  (the lazy import takes seconds; not part of the analysis)
+    start = time.perf_counter()
+    plan = analyse(llama_on_meta(**shape))
     print(format_plan(plan))
+    if args.measure:
+        print(json.dumps({"parameters": plan.parameters, "groups": len(plan.groups), "build_s": plan.build_s,
+                          "plan_s": plan.plan_s, "total_s": round(time.perf_counter() - start, 1),
+                          "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}))
     if args.json:
         args.json.write_text(json.dumps(plan.__dict__, indent=1) + "\n")
 

@@ -11,14 +11,19 @@ Example::
 
 from structprune import layers  # noqa: F401  (registers the built-in layer pruners)
 from structprune import importance, pruner  # noqa: F401  (tp.importance.*, tp.pruner.*)
-from structprune import utils  # noqa: F401  (tp.utils.count_ops_and_params)
+from structprune import utils  # noqa: F401  (tp.utils.*)
+from structprune import dependency, serialization  # noqa: F401  (tp.dependency.*, tp.serialization.*)
 from structprune.flow.registry import register_op_rule
 from structprune.graph import DependencyGraph
-from structprune.io import load, load_state_dict, save, state_dict
 from structprune.group import Dependency, Group
 from structprune.layers.base import LayerPruner, register_layer_pruner
 from structprune.layers.functional import *  # noqa: F401,F403
 from structprune.layers.parameter import prune_parameter_in_channels, prune_parameter_out_channels
+# after the layer pruners, as in Torch-Pruning: tp.GroupNormPruner is the high-level pruner
+from structprune.pruner import (BasePruner, BNScalePruner, GroupNormPruner, GrowingRegPruner,  # noqa: E402
+                                MagnitudePruner, MetaPruner, RandomPruner, function, scheduler)
+from structprune.serialization import load, load_state_dict, save, state_dict
+from structprune.trace.nodes import Node
 from structprune.verify import verify_group, zero_group
 
 __version__ = "0.1.0"
@@ -26,5 +31,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DependencyGraph", "Group", "Dependency", "LayerPruner", "register_layer_pruner",
     "register_op_rule", "prune_parameter_out_channels", "prune_parameter_in_channels",
-    "verify_group", "zero_group", "state_dict", "load_state_dict", "save", "load",
+    "verify_group", "zero_group", "state_dict", "load_state_dict", "save", "load", "Node",
+    "BasePruner", "MetaPruner", "MagnitudePruner", "RandomPruner", "BNScalePruner", "GroupNormPruner",
+    "GrowingRegPruner",
 ]

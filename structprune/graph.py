@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
@@ -11,6 +10,7 @@ import torch.nn as nn
 
 from structprune.attributes import collect_size_attributes, pin_conflicting_attributes, update_size_attributes
 from structprune.code_sizes import pin_code_sized_dims
+from structprune.compat import GraphCompat, pruning_fn_dim
 from structprune.flow.atoms import AtomSolution
 from structprune.flow.propagate import propagate
 from structprune.group import Group, ignored_out_axes
@@ -23,7 +23,11 @@ from structprune.trace.tracer import trace_model
 logger = logging.getLogger(__name__)
 
 
-class DependencyGraph:
+class NotTracedError(KeyError, ValueError):
+    """A module or tensor the trace never saw (Torch-Pruning raises ValueError, older code KeyError)."""
+
+
+class DependencyGraph(GraphCompat):
     """Which channels of which layers and tensors must be removed together.
 
     Example::
@@ -41,6 +45,7 @@ class DependencyGraph:
         self.targets: list[Target] = []
         self.customized_pruners: dict[type, LayerPruner] = {}
         self.dead: torch.Tensor = torch.zeros(0, dtype=torch.bool)
+        self._pruning_history: list[list] = []
 
     # building ----------------------------------------------------------------------------
     def build_dependency(
@@ -83,9 +88,10 @@ class DependencyGraph:
                 logger.info("channels pinned: no rule for %s", node.describe())
         return self
 
-    def register_customized_layer(self, layer_type: type, pruner: LayerPruner) -> None:
-        """Treat ``layer_type`` as a leaf pruned by ``pruner`` (call before ``build_dependency``)."""
-        self.customized_pruners[layer_type] = pruner
+    def register_customized_layer(self, layer_type_or_instance: type | nn.Module, layer_pruner: LayerPruner) -> None:
+        """Treat a layer type (or one module) as a leaf pruned by ``layer_pruner`` (call before
+        ``build_dependency``)."""
+        self.customized_pruners[layer_type_or_instance] = layer_pruner
 
     def pruner_of(self, module: nn.Module) -> LayerPruner | None:
         return layer_pruner_for(module, self.customized_pruners)
@@ -136,15 +142,17 @@ class DependencyGraph:
             if matches:
                 return matches[0]
         if not matches:
-            raise KeyError(f"{type(module).__name__} was not seen by the trace (is it used in forward?)")
+            raise NotTracedError(f"{type(module).__name__} was not seen by the trace: call it in forward on "
+                                 "example_inputs, or pick a module that is")
         by_dim = [t for t in matches if t.dim == dim] or matches
         return by_dim[0]
 
-    def units_of(self, target: Target, gid: int | None = None) -> list[int]:
-        """Prime unit classes along ``target`` (alive, unpinned), in order of first appearance."""
+    def units_of(self, target: Target, gid: int | None = None, free: torch.Tensor | None = None) -> list[int]:
+        """Prime unit classes along ``target`` (alive, unpinned, or set in mask ``free``), in order
+        of first appearance."""
         flat = target.classes[target.alive_rows(self.dead)].reshape(-1)
         flat = flat[flat >= 0]
-        flat = flat[~self.solution.pinned[flat]]
+        flat = flat[~self.solution.pinned[flat] if free is None else free[flat]]
         if gid is not None:
             flat = flat[self.solution.group_of[flat] == gid]
         if flat.numel() == 0:
@@ -154,11 +162,20 @@ class DependencyGraph:
         first.scatter_reduce_(0, inverse, torch.arange(flat.numel()), reduce="amin")
         return uniq[torch.argsort(first)].tolist()
 
+    def interface_pinned(self) -> torch.Tensor:
+        """Mask of the unit classes pinned only because they size a model output."""
+        sol = self.solution
+        ids = torch.tensor([k for k, r in enumerate(sol.reasons) if r == "model output"], dtype=torch.long)
+        return sol.pinned & torch.isin(sol.pin_reason, ids)
+
     def get_pruning_group(self, module: nn.Module | torch.Tensor, pruning_fn: Callable,
                           idxs: Sequence[int]) -> Group:
-        """The group that removing channels ``idxs`` of ``module`` (via ``pruning_fn``) triggers."""
-        match = re.fullmatch(r"prune_(\w+?)_channels", getattr(pruning_fn, "__name__", ""))
-        target = self.target_of(module, match.group(1) if match else "out")
+        """The group that removing channels ``idxs`` of ``module`` (via ``pruning_fn``) triggers.
+
+        An explicit request may shrink a model output (``model.fc``'s classes): the group then
+        says so in its printout and in ``group.changes_output``; automatic pruning never does.
+        """
+        target = self.target_of(module, pruning_fn_dim(pruning_fn) or "out")
         return Group.from_channels(self, target, [int(i) for i in idxs])
 
     def check_pruning_group(self, group: Group) -> bool:

@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 import torch
 import torch.nn as nn
 
+from structprune.compat import GroupCompat, GroupItem
 from structprune.layers.base import attribute_pruner_for
+from structprune.prune import apply_plan
 from structprune.targets import Target
 from structprune.trace.nodes import Node
 
@@ -23,6 +25,12 @@ class OpTarget:
 
     node: Node
     module: None = None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, OpTarget) and other.node is self.node
+
+    def __hash__(self) -> int:
+        return hash(id(self.node))
 
     def label(self) -> str:
         where = f" at {self.node.scope}" if self.node.scope else ""
@@ -66,9 +74,26 @@ class Dependency:
     def is_op(self) -> bool:
         return isinstance(self.target, OpTarget)
 
+    def is_triggered_by(self, pruning_fn: Callable) -> bool:
+        """Whether pruning with ``pruning_fn`` (e.g. ``prune_conv_out_channels``) triggers this dependency."""
+        return pruning_fn == self.trigger
+
     def __str__(self) -> str:
         return (f"{self.trigger.__name__} on {self.source.label()} => "
                 f"{self.handler.__name__} on {self.target.label()}")
+
+    def __call__(self, idxs: Sequence[int]) -> None:
+        """Prune ``idxs`` of the target alone (Torch-Pruning's ``dep(idxs)``; a group prunes all)."""
+        if isinstance(self.target, Target):
+            self.target.prune(sorted(int(i) for i in idxs))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Dependency) and (self.source, self.target, self.handler) == \
+            (other.source, other.target, other.handler)
+
+    def __hash__(self) -> int:
+        return hash((id(self.source.module) if self.source.module is not None else hash(self.source),
+                     id(self.target.module) if self.target.module is not None else hash(self.target)))
 
 
 def ignored_out_axes(modules: Sequence[nn.Module]) -> set[tuple[int, int]]:
@@ -83,7 +108,7 @@ def ignored_out_axes(modules: Sequence[nn.Module]) -> set[tuple[int, int]]:
     return axes
 
 
-class Group:
+class Group(GroupCompat):
     """Units of one or more coupled channel spaces, and the indices of those to remove.
 
     ``idxs`` index :attr:`units`; for a plain layer root the units are its channels in order, so
@@ -91,12 +116,20 @@ class Group:
     ``(dependency, idxs)`` with each layer's own channel indices.
     """
 
-    def __init__(self, graph: "DependencyGraph", root: Target, units: list[int], idxs: Sequence[int]):
+    def __init__(self, graph: "DependencyGraph", root: Target, units: list[int], idxs: Sequence[int],
+                 released: torch.Tensor | None = None):
         self.graph = graph
         self.root = root
         self.units = units
         self.idxs = [int(i) for i in idxs]
-        self.gids = {int(graph.solution.group_of[u]) for u in units}
+        self.gids = set(graph.solution.group_of[torch.tensor(units, dtype=torch.long)].tolist()) if units else set()
+        self.released = released  # output-pinned classes an explicit request may remove (or None)
+        self.added: list[GroupItem] = []  # Torch-Pruning's add_dep
+
+    @property
+    def changes_output(self) -> bool:
+        """Whether pruning this group changes the size of a model output (explicit requests only)."""
+        return self.released is not None and bool(self.released[self._remove_mask(self.idxs)].any())
 
     @classmethod
     def whole(cls, graph: "DependencyGraph", root: Target, gid: int) -> "Group":
@@ -105,26 +138,26 @@ class Group:
 
     @classmethod
     def from_channels(cls, graph: "DependencyGraph", root: Target, channels: list[int]) -> "Group":
-        """The units whose removal takes away exactly root ``channels`` (or a clear error)."""
+        """The units whose removal takes away exactly root ``channels`` (or a clear error).
+
+        Units pinned only because they size a model output are released for this explicit
+        request when the channels cannot be removed otherwise."""
         rows = root.classes[root.alive_rows(graph.dead)]
         if any(c < 0 or c >= len(rows) for c in channels):
             raise IndexError(f"channel indices {channels} out of range for {root.label()} ({len(rows)} channels)")
-        chosen = set(channels)
-        pinned = graph.solution.pinned
-        owners: dict[int, set[int]] = {}
-        for r, row in enumerate(rows.tolist()):
-            for c in row:
-                if c >= 0 and not pinned[c]:
-                    owners.setdefault(c, set()).add(r)
-        removable = [u for u, rs in owners.items() if rs <= chosen]
-        covered = set().union(*(owners[u] for u in removable)) if removable else set()
-        missing = sorted(chosen - covered)
+        free = ~graph.solution.pinned
+        removable, missing = _removable(rows, set(channels), free)
+        released = None
         if missing:
-            raise ValueError(cls._why_not(graph, root, rows, missing[0], channels))
+            interface = graph.interface_pinned()
+            removable, still_missing = _removable(rows, set(channels), free | interface)
+            if still_missing:
+                raise ValueError(cls._why_not(graph, root, rows, missing[0], channels))
+            released, free = interface, free | interface
         gids = {int(graph.solution.group_of[u]) for u in removable}
-        units = [u for u in graph.units_of(root) if int(graph.solution.group_of[u]) in gids]
+        units = [u for u in graph.units_of(root, free=free) if int(graph.solution.group_of[u]) in gids]
         wanted = set(removable)
-        return cls(graph, root, units, [i for i, u in enumerate(units) if u in wanted])
+        return cls(graph, root, units, [i for i, u in enumerate(units) if u in wanted], released)
 
     @staticmethod
     def _why_not(graph, root: Target, rows: torch.Tensor, channel: int, channels: list[int]) -> str:
@@ -146,12 +179,19 @@ class Group:
         return mask
 
     def member_targets(self) -> list[Target]:
-        return [t for t in self.graph.targets if t.groups & self.gids]
+        members = [t for t in self.graph.targets if t.groups & self.gids]
+        if self.released is not None:  # output-pinned dims are in no target's groups: find them by class
+            units = torch.tensor(self.units, dtype=torch.long)
+            seen = set(map(id, members))
+            members += [t for t in self.graph.targets
+                        if id(t) not in seen and bool(torch.isin(t.classes, units).any())]
+        return members
 
     def plan(self, idxs: Sequence[int] | None = None) -> list[tuple[Target, list[int]]]:
         """For each target, the channel indices that removing units ``idxs`` takes away."""
         remove = self._remove_mask(self.idxs if idxs is None else idxs)
-        return [(t, t.removal(self.graph.dead, remove)) for t in self._ordered_targets()]
+        plan = [(t, t.removal(self.graph.dead, remove)) for t in self._ordered_targets()]
+        return plan + [(dep.target, idxs) for dep, idxs in self.added if isinstance(dep.target, Target)]
 
     def is_valid(self, idxs: Sequence[int] | None = None) -> bool:
         for target, removed in self.plan(idxs):
@@ -183,19 +223,21 @@ class Group:
         """Remove units ``idxs`` (default: the group's own) from every coupled layer and tensor.
 
         Either every target is pruned or, if one fails, every module is restored and the error
-        is raised: the model is never left half-pruned.  ``record_history`` is accepted for
-        Torch-Pruning compatibility; the graph itself tracks what was removed.
+        is raised: the model is never left half-pruned.  With ``record_history`` the root and
+        its channel indices are appended to ``graph.pruning_history()`` (for replay).
         """
-        from structprune.prune import apply_plan
-
         idxs = self.idxs if idxs is None else [int(i) for i in idxs]
         if not idxs:
             return
         if not self.is_valid(idxs):
             raise ValueError(f"pruning {len(idxs)} units of the group rooted at {self.root.label()} "
                              "would leave a layer with no channels; keep at least one")
+        root_idxs = self.root.removal(self.graph.dead, self._remove_mask(idxs))
         apply_plan(self.graph, self.plan(idxs), self._remove_mask(idxs))
         self.idxs = idxs
+        if record_history:
+            name = self.root.name if self.root.is_layer else self.root.qualified_tensor_name
+            self.graph.record_pruning(name, self.root.dim != "in", root_idxs)
 
     # Torch-Pruning style iteration and printing ------------------------------------------
     def _ordered_targets(self) -> list[Target]:
@@ -206,11 +248,15 @@ class Group:
     def dependencies(self) -> list[tuple[Dependency, list[int]]]:
         remove = self._remove_mask(self.idxs)
         deps: list[tuple[Dependency, list[int]]] = []
-        for source, target in self._spanning_tree():
+        tree = self._spanning_tree()
+        outs = {id(t.module) for _, t in tree if isinstance(t, Target) and t.is_layer and t.dim == "out"}
+        for source, target in tree:
+            if _is_depthwise(target) and target.dim == "in" and id(target.module) in outs:
+                continue  # one entry per depthwise conv, as in Torch-Pruning (its in and out are one)
             idxs = target.removal(self.graph.dead, remove) if isinstance(target, Target) else \
                 self._op_removal(target, remove)
             deps.append((Dependency(source, target), idxs))
-        return deps
+        return deps + [(dep, idxs) for dep, idxs in self.added]
 
     def __iter__(self) -> Iterator[tuple[Dependency, list[int]]]:
         return iter(self.dependencies())
@@ -226,6 +272,8 @@ class Group:
         for k, (dep, idxs) in enumerate(self.dependencies()):
             suffix = " (Pruning Root)" if k == 0 else ""
             lines.append(f"[{k}] {dep}, idxs ({len(idxs)}) ={_short(idxs)}{suffix}")
+        if self.changes_output:
+            lines.append("Note: explicit request on a model output: the model's output size changes")
         lines.append("-" * 32)
         return "\n".join(lines)
 
@@ -245,20 +293,38 @@ class Group:
 
     def _spanning_tree(self) -> list[tuple[Target | OpTarget, Target | OpTarget]]:
         """Dependencies in breadth-first order along the data flow, starting at the root."""
-        return spanning_tree(self.graph, self.root, self._ordered_targets(), self.gids)
+        return spanning_tree(self.graph, self.root, self._ordered_targets(), self.gids, self.released)
+
+
+def _removable(rows: torch.Tensor, chosen: set[int], free: torch.Tensor) -> tuple[list[int], list[int]]:
+    """Units (free classes) all of whose rows are ``chosen``, and the chosen rows they miss."""
+    owners: dict[int, set[int]] = {}
+    for r, row in enumerate(rows.tolist()):
+        for c in row:
+            if c >= 0 and free[c]:
+                owners.setdefault(c, set()).add(r)
+    removable = [u for u, rs in owners.items() if rs <= chosen]
+    covered = set().union(*(owners[u] for u in removable)) if removable else set()
+    return removable, sorted(chosen - covered)
+
+
+def _is_depthwise(target) -> bool:
+    m = target.module
+    return isinstance(target, Target) and target.is_layer and isinstance(m, nn.modules.conv._ConvNd) \
+        and m.groups > 1 and m.groups == m.in_channels == m.out_channels
 
 
 def _short(idxs: list[int], limit: int = 20) -> str:
     return str(idxs) if len(idxs) <= limit else str(idxs[:limit])[:-1] + ", ...]"
 
 
-def spanning_tree(graph, root: Target, targets: list[Target], gids: set[int]):
+def spanning_tree(graph, root: Target, targets: list[Target], gids: set[int], released=None):
     """Pairs (trigger, target): each member reached from its neighbour along the traced data flow."""
     nodes_of: dict[int, list[Target | OpTarget]] = {}
     for t in targets:
         for node in _nodes_of_target(graph, t):
             nodes_of.setdefault(node.index, []).append(t)
-    carries = _op_carrier(graph, gids)
+    carries = _op_carrier(graph, gids, released)
     start = _nodes_of_target(graph, root)
     order: list[tuple[Target | OpTarget, Target | OpTarget]] = [(root, root)]
     placed = {id(root)}
@@ -297,15 +363,16 @@ def _neighbours(node: Node) -> list[Node]:
     return producers + list(node.users)
 
 
-def _op_carrier(graph, gids: set[int]) -> Callable[[Node], bool]:
+def _op_carrier(graph, gids: set[int], released: torch.Tensor | None = None) -> Callable[[Node], bool]:
     sol = graph.solution
+    free = ~sol.pinned if released is None else ~sol.pinned | released
 
     def carries(node: Node) -> bool:
         for value in node.outputs:
             for axis in range(len(graph.value_dims.get(value, []))):
                 classes = graph.dim_classes(value, axis)
                 c = classes[classes >= 0]
-                c = c[~sol.pinned[c] & ~graph.dead[c]]
+                c = c[free[c] & ~graph.dead[c]]
                 if c.numel() and bool(torch.isin(sol.group_of[c], torch.tensor(sorted(gids))).any()):
                     return True
         return False

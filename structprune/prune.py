@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn as nn
 
+from structprune.hooks import after_prune
 from structprune.targets import Target
 from structprune.tied import holders, keep_ties, retie
 
@@ -63,3 +64,4 @@ def apply_plan(graph: "DependencyGraph", plan: list[tuple[Target, list[int]]], r
         raise RuntimeError(f"pruning failed at {target.label()}: {error}; the model was restored") from error
     graph.dead |= removed
     graph.after_prune(removed)
+    after_prune(graph.model)

@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from structprune.layers.base import LayerPruner, attribute_pruner_for, prune_tensor
+from structprune.layers.parameter import prune_parameter_out_channels
 
 
 @dataclass(eq=False)
@@ -37,7 +38,6 @@ class Target:
         """The Torch-Pruning style function that prunes this target (``prune_out_channels`` ...)."""
         if self.pruner is not None:
             return getattr(self.pruner, f"prune_{self.dim}_channels")
-        from structprune.layers.parameter import prune_parameter_out_channels
         return prune_parameter_out_channels
 
     def label(self) -> str:

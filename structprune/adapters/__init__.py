@@ -26,8 +26,10 @@ from structprune.adapters import seq2seq  # noqa: F401  (BART, Whisper, T5)
 from structprune.adapters import clip  # noqa: F401  (CLIP)
 from structprune.adapters.base import (ModelAdapter, NotExpressibleError, PruningLimits, adapter_for, find_adapter,
                                        register_adapter, registered_adapters, sync_config)
+from structprune.adapters.checkpoint import CheckpointPruneResult, prune_checkpoint
 from structprune.adapters.hf_io import max_reload_difference, save_pretrained_pruned
 
 __all__ = ["ModelAdapter", "NotExpressibleError", "PruningLimits", "register_adapter", "registered_adapters",
            "adapter_for", "find_adapter",
-           "sync_config", "save_pretrained_pruned", "max_reload_difference"]
+           "sync_config", "save_pretrained_pruned", "max_reload_difference", "prune_checkpoint",
+           "CheckpointPruneResult"]

@@ -76,22 +76,45 @@ class ModelAdapter:
 
         Before writing, the model class is rebuilt from the new config on the meta device and
         every parameter shape compared with the pruned model's: a channel count that no config
-        field describes (say a conv inside the embeddings) is refused here, not at reload.
+        field describes (say a conv inside the embeddings) is refused here, not at reload.  The
+        modules' size attributes (``num_heads``, ``num_key_value_groups``, ``all_head_size`` ...)
+        are then set to the rebuilt model's, so modules and config tell one story.
         """
         fields = self.config_fields(model)
         config = copy.deepcopy(model.config)
         for key, value in fields.items():
             _set_field(config, key, value)
-        self.check_rebuild(model, config)
+        self.check_validates(model.config, config)
+        rebuilt = self.check_rebuild(model, config)
         for key, value in fields.items():
             _set_field(model.config, key, value)
+        if rebuilt is not None:
+            copy_size_attributes(rebuilt, model)
         return model.config
 
-    def check_rebuild(self, model: nn.Module, config: Any) -> None:
-        """Raise :class:`NotExpressibleError` unless ``type(model)(config)`` has ``model``'s parameter shapes
-        (Hugging Face models only: other classes need not take a config)."""
-        if not hasattr(type(model), "from_pretrained"):
+    def check_validates(self, original: Any, config: Any) -> None:
+        """Raise :class:`NotExpressibleError` when the config class's own checks (``config.validate()``,
+        run by ``save_pretrained``; e.g. Llama's hidden size must be a multiple of the head count)
+        refuse the new fields but accept the original ones."""
+        validate = getattr(config, "validate", None)
+        if not callable(validate):
             return
+        try:
+            original.validate()
+        except Exception:  # the original config is refused already: nothing to compare with
+            return
+        try:
+            validate()
+        except Exception as error:
+            self.require(False, f"the config refuses the pruned shapes ({str(error).strip().splitlines()[-1].strip()}); "
+                                "choose ratios that keep its constraints (e.g. head_pruning_ratio giving a head "
+                                "count that divides the pruned hidden size)")
+
+    def check_rebuild(self, model: nn.Module, config: Any) -> nn.Module | None:
+        """Raise :class:`NotExpressibleError` unless ``type(model)(config)`` has ``model``'s parameter shapes;
+        return that rebuilt model (on meta), or ``None`` for a class that takes no config."""
+        if not hasattr(type(model), "from_pretrained"):
+            return None
         with torch.device("meta"):
             rebuilt = type(model)(config)
         expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
@@ -100,6 +123,7 @@ class ModelAdapter:
                  if got.get(name, shape) != shape]
         self.require(not wrong, "the config cannot express these pruned shapes (no config field sizes them): "
                                 + "; ".join(wrong[:4]) + (f" (+{len(wrong) - 4} more)" if len(wrong) > 4 else ""))
+        return rebuilt
 
     def uniform(self, field: str, sizes: Mapping[str, int], remedy: str = "") -> int:
         """The one value every module in ``sizes`` (path -> size) has, or a clear error."""
@@ -116,6 +140,25 @@ class ModelAdapter:
         """Raise :class:`NotExpressibleError` with ``message`` unless ``condition`` holds."""
         if not condition:
             raise NotExpressibleError(f"{self.name}: {message}")
+
+
+def copy_size_attributes(source: nn.Module, model: nn.Module) -> None:
+    """Give every module of ``model`` the integer size attributes (ints and tuples of ints) of the
+    module of the same name in ``source`` (the model rebuilt from the synced config)."""
+    rebuilt = dict(source.named_modules())
+    for name, module in model.named_modules():
+        twin = rebuilt.get(name)
+        if twin is None or type(twin) is not type(module):
+            continue
+        for attr, value in vars(twin).items():
+            if _is_size(value) and _is_size(module.__dict__.get(attr)) and module.__dict__[attr] != value:
+                setattr(module, attr, value)
+
+
+def _is_size(value: Any) -> bool:
+    if isinstance(value, (tuple, list)):
+        return bool(value) and all(_is_size(v) for v in value)
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _set_field(config: Any, key: str, value: Any) -> None:

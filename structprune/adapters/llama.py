@@ -39,6 +39,7 @@ class LlamaStyleAdapter(ModelAdapter):
     name = "Llama-style config"
 
     def pruning_limits(self, model: nn.Module) -> PruningLimits:
+        self.name = type(model.config).__name__
         embeddings = getattr(model, "base_model", model).embed_tokens
         limits = PruningLimits(head_dims_reason="the rotary tables and the scaling are rebuilt from head_dim")
         if getattr(embeddings, "scalar_embed_scale", None) is not None:  # Gemma

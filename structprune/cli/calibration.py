@@ -5,7 +5,12 @@ Calibration data (``--calib``):
 * ``random``: standard-normal images (or random token ids) of the input shape;
 * ``FILE.pt``: a tensor saved with ``torch.save``, samples along dim 0 (token ids for ``hf:``);
 * ``DIR``: a directory of images (.png, .jpg, .jpeg, .bmp), resized to the input's height and
-  width and normalised with the ImageNet mean and std.
+  width and normalised with the ImageNet mean and std;
+* ``FILE.txt``: one text per line (say WordNet glosses) for an ``hf:DIR`` model, tokenised with the
+  tokenizer saved in DIR, padded per batch and cut to the input length.
+
+``activation`` needs no gradients: the batches run forward inside ``imp.calibrate(model)``, which
+records the input norm of every linear layer (see :mod:`structprune.importance.activation`).
 
 The models are unlabelled, so the losses are computed against the model itself:
 
@@ -39,6 +44,8 @@ def calibration_batches(source: str, loaded: LoadedModel, shape: tuple[int, ...]
     if source == "random":
         return [example_inputs(loaded, shape, seed=1 + k)[0] for k in range(count)]
     path = Path(source).expanduser()
+    if path.suffix == ".txt" and path.is_file():
+        return _text_batches(path, loaded, shape, count)
     if path.is_dir():
         samples = _load_images(path, shape)
     elif path.is_file():
@@ -47,6 +54,34 @@ def calibration_batches(source: str, loaded: LoadedModel, shape: tuple[int, ...]
         raise CliError(f"no such file or directory: --calib {source} (or pass --calib random)")
     batches = [samples[k:k + shape[0]] for k in range(0, len(samples), shape[0])][:count]
     return [{"input_ids": b.long()} if loaded.tokens else b.float() for b in batches]
+
+
+def _text_batches(path: Path, loaded: LoadedModel, shape: tuple[int, ...], count: int) -> list[dict]:
+    if not loaded.tokens or not loaded.spec.startswith("hf:"):
+        raise CliError(f"--calib {path}: a text file calibrates an hf:DIR model (its tokenizer reads the text)")
+    from transformers import AutoTokenizer
+
+    directory = loaded.spec[3:]
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    except (OSError, ValueError, TypeError):
+        raise CliError(f"--calib {path}: no tokenizer in {directory}; save one there with "
+                       "tokenizer.save_pretrained, or pass token ids as a .pt tensor file") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not lines:
+        raise CliError(f"--calib {path}: the file has no text")
+    size = shape[0]
+    return [dict(tokenizer(lines[k:k + size], padding=True, truncation=True, max_length=shape[1],
+                           return_tensors="pt")) for k in range(0, len(lines), size)][:count]
+
+
+def record_activations(model: nn.Module, batches: list[Any], importance: Any, progress: Callable) -> None:
+    """Run the calibration batches forward inside ``importance.calibrate(model)``."""
+    with importance.calibrate(model):
+        for batch in progress(batches):
+            _forward(model, batch)
 
 
 def _load_tensor(path: Path) -> torch.Tensor:

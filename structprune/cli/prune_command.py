@@ -9,7 +9,8 @@ from typing import Any
 import torch.nn as nn
 
 from structprune.cli import arguments as types
-from structprune.cli.calibration import LOSSES, accumulate_gradients, calibration_batches
+from structprune.cli.calibration import LOSSES, accumulate_gradients, calibration_batches, record_activations
+from structprune.cli.checkpoint_prune import run_checkpoint_prune, streams_checkpoint
 from structprune.cli.commands import command
 from structprune.cli.console import Console
 from structprune.cli.errors import CliError
@@ -21,7 +22,7 @@ from structprune.cli.report import add_timing_arguments, metric_table, profile, 
 
 # command-line name -> name in structprune.importance's registry
 IMPORTANCES = {"l1": "l1", "l2": "l2", "taylor": "taylor", "hessian": "hessian", "lamp": "lamp",
-               "fpgm": "fpgm", "bn": "bn_scale", "random": "random"}
+               "fpgm": "fpgm", "bn": "bn_scale", "random": "random", "activation": "activation"}
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,22 +39,27 @@ def arguments(parser: argparse.ArgumentParser) -> None:
                         help="leave these modules' output channels alone (glob on names, e.g. 'layer4.*')")
     parser.add_argument("--head-ratio", type=types.ratio, metavar="R", help="also remove this fraction of whole "
                         "attention heads")
-    parser.add_argument("--calib", metavar="DATA", help="inputs for taylor/hessian gradients: random, a .pt "
-                        "tensor file or an image directory")
+    parser.add_argument("--calib", metavar="DATA", help="inputs for taylor/hessian gradients and activation "
+                        "norms: random, a .pt tensor file, an image directory or (hf:DIR) a .txt file of texts")
     parser.add_argument("--calib-batches", type=types.positive_int, default=8, help="calibration batches per step")
     parser.add_argument("--steps", type=types.positive_int, default=1, help="reach the goal in K pruning steps")
-    parser.add_argument("--out", required=True, help="where to save the pruned model (structprune.save format)")
+    parser.add_argument("--out", required=True, help="where to save the pruned model (structprune.save format); for "
+                        "hf:DIR, a directory (no .pt suffix) gets a Hugging Face checkpoint pruned shard by shard")
     add_timing_arguments(parser)
     types.add_common_arguments(parser)
 
 
 @command("prune", "prune a model and save it; report params, MACs, latency and size before and after", arguments)
 def run_prune(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    if streams_checkpoint(args):
+        return run_checkpoint_prune(args, console)
     importance = make_importance(args.importance)
     needs_gradients = bool(getattr(importance, "needs_gradients", False))
-    if needs_gradients and not args.calib:
-        raise CliError(f"--importance {args.importance} needs gradients: pass --calib random, a .pt tensor file "
-                       "or an image directory")
+    needs_data = needs_gradients or args.importance == "activation"
+    if needs_data and not args.calib:
+        need = "gradients" if needs_gradients else "calibration data"
+        raise CliError(f"--importance {args.importance} needs {need}: pass --calib random, a .pt tensor file, "
+                       "an image directory or (hf:DIR) a .txt file of texts")
     loaded = load_model(args.model, args.seed)
     inputs, shape = example_inputs(loaded, choose_shape(args.input_shape, loaded), args.seed)
     check_forward(loaded, inputs, shape)
@@ -61,7 +67,7 @@ def run_prune(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     before = profile(loaded, inputs, args, console)
     if args.target_params is not None and args.target_params >= before["params"]:
         raise CliError(f"--target-params {args.target_params:.0f} is not below the model's {before['params']} params")
-    batches = calibration_batches(args.calib, loaded, shape, args.calib_batches) if needs_gradients else []
+    batches = calibration_batches(args.calib, loaded, shape, args.calib_batches) if needs_data else []
     prune_model(loaded.model, inputs, dict(importance=importance, ignored_layers=ignored), batches, args, console)
     outputs = check_forward(loaded, inputs, shape)
     record = {"spec": loaded.spec, "input_shape": list(shape), "importance": args.importance}
@@ -106,10 +112,15 @@ def prune_model(model: nn.Module, inputs: Any, options: dict[str, Any], batches:
     with console.module_progress(model, "tracing"):
         pruner = BasePruner(model, inputs, **options)
     loss = args.importance if args.importance in LOSSES else "taylor"
+
+    def calibration(items):
+        return console.progress(items, desc="calibration")
+
     for _ in console.progress(range(args.steps), desc="pruning"):
-        if batches:
-            accumulate_gradients(model, batches, options["importance"], loss,
-                                 lambda b: console.progress(b, desc="calibration"))
+        if batches and args.importance == "activation":
+            record_activations(model, batches, options["importance"], calibration)
+        elif batches:
+            accumulate_gradients(model, batches, options["importance"], loss, calibration)
         pruner.step()
     model.zero_grad(set_to_none=True)
 

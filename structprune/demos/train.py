@@ -17,10 +17,14 @@ def _batches(n: int, batch_size: int, generator: torch.Generator | None) -> list
 
 def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, epochs: float = 1.0,
                      batch_size: int = 128, lr: float = 0.05, seed: int = 0,
-                     progress: Callable | None = None) -> list[float]:
+                     progress: Callable | None = None,
+                     after_backward: Callable[[nn.Module], None] | None = None) -> list[float]:
     """SGD with momentum and a one-cycle cosine schedule for ``epochs`` (fractions allowed) over
-    ``images``; random horizontal flips.  Returns the loss per step; leaves the model in eval mode."""
+    ``images``; random horizontal flips.  ``after_backward(model)`` runs between ``backward`` and
+    the optimiser step (e.g. ``pruner.regularize`` for sparse training).  Returns the loss per
+    step; leaves the model in eval mode."""
     generator = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
     steps = max(1, math.ceil(epochs * len(images) / batch_size))
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4, nesterov=True)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.15)
@@ -32,12 +36,14 @@ def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
         if not batches:
             batches = _batches(len(images), batch_size, generator)
         idx = batches.pop()
-        x = images[idx]
-        flip = torch.rand(len(x), generator=generator) < 0.5
+        x, y = images[idx].to(device), labels[idx].to(device)
+        flip = (torch.rand(len(x), generator=generator) < 0.5).to(device)
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-        loss = F.cross_entropy(model(x), labels[idx])
+        loss = F.cross_entropy(model(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if after_backward is not None:
+            after_backward(model)
         optimizer.step()
         scheduler.step()
         losses.append(loss.item())
@@ -49,6 +55,7 @@ def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> float:
     """Top-1 accuracy in percent (eval mode)."""
     model.eval()
-    correct = sum((model(images[i:i + batch_size]).argmax(1) == labels[i:i + batch_size]).sum().item()
+    device = next(model.parameters()).device
+    correct = sum((model(images[i:i + batch_size].to(device)).argmax(1).cpu() == labels[i:i + batch_size]).sum().item()
                   for i in range(0, len(images), batch_size))
     return 100.0 * correct / max(1, len(images))

@@ -16,7 +16,7 @@ Criteria register under names with :func:`register_importance`::
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -68,16 +68,19 @@ class SliceImportance(Importance):
     (``"mean"``, ``"sum"``, ``"max"``, ``"prod"``, ``"first"`` = the root's, or a callable
     ``(scores (D, U), present (D, U)) -> (U,)``).  ``normalizer``: ``"mean"``, ``"max"``,
     ``"sum"``, ``"standardization"`` (min-max into [0, 1]), ``"gaussian"`` (z-score), ``"lamp"``,
-    ``None`` / ``"none"``, or a callable.
+    ``None`` / ``"none"``, or a callable.  ``target_types``: score only the slices of modules of
+    these types (Torch-Pruning's argument); ``None`` (the default) scores every parameter of the group.
     """
 
     needs_gradients = False
 
     def __init__(self, group_reduction: str | Callable | None = "mean",
-                 normalizer: str | Callable | None = "mean", bias: bool = False):
+                 normalizer: str | Callable | None = "mean", bias: bool = False,
+                 target_types: Sequence[type] | None = None):
         self.group_reduction = group_reduction
         self.normalizer = normalizer
         self.bias = bias
+        self.target_types = tuple(target_types) if target_types is not None else None
 
     def element_scores(self, s: UnitSlice) -> torch.Tensor | None:
         """One score per element of ``s`` (``None`` to skip this slice)."""
@@ -90,7 +93,7 @@ class SliceImportance(Importance):
         """``(scores, present)``, both ``(D, U)``: every used slice's per-unit scores."""
         rows, masks = [], []
         for s in group_slices(group):
-            if not self.use_slice(s):
+            if not self.use_slice(s) or (self.target_types is not None and not isinstance(s.module, self.target_types)):
                 continue
             scores = self.element_scores(s)
             if scores is None:

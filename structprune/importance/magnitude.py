@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -11,9 +11,12 @@ from structprune.importance.slices import UnitSlice
 
 
 @register_importance("l1", p=1)
-@register_importance("magnitude", "l2", p=2)
+@register_importance("magnitude", "l2", "group_magnitude", p=2)
 class MagnitudeImportance(SliceImportance):
     """Sum of ``|w|^p`` of each unit's weights in each dependency, reduced over the group.
+
+    Torch-Pruning 1.6's ``GroupMagnitudeImportance`` is this criterion (its ``MagnitudeImportance``
+    is a subclass that changes nothing).
 
     Example::
 
@@ -22,8 +25,9 @@ class MagnitudeImportance(SliceImportance):
     """
 
     def __init__(self, p: float = 2, group_reduction: str | Callable | None = "mean",
-                 normalizer: str | Callable | None = "mean", bias: bool = False, **_):
-        super().__init__(group_reduction, normalizer, bias)
+                 normalizer: str | Callable | None = "mean", bias: bool = False,
+                 target_types: Sequence[type] | None = None, **_):
+        super().__init__(group_reduction, normalizer, bias, target_types)
         self.p = p
 
     def element_scores(self, s: UnitSlice) -> torch.Tensor:
@@ -33,14 +37,20 @@ class MagnitudeImportance(SliceImportance):
         return rows.abs().pow(self.p).sum(1)
 
 
-@register_importance("group_magnitude", "group_norm")
-class GroupMagnitudeImportance(MagnitudeImportance):
+@register_importance("group_norm")
+class GroupNormImportance(MagnitudeImportance):
     """The L_p norm of all of a unit's weights in the group: ``(sum over the group |w|^p)^(1/p)``
-    (the group-level criterion of DepGraph's group pruner)."""
+    (the group-level criterion of DepGraph's group pruner; Torch-Pruning 1.1's ``GroupNormImportance``).
+
+    Example::
+
+        scores = structprune.importance.GroupNormImportance(p=2)(group)
+    """
 
     def __init__(self, p: float = 2, group_reduction: str | Callable | None = "sum",
-                 normalizer: str | Callable | None = "mean", bias: bool = False, **kwargs):
-        super().__init__(p, group_reduction, normalizer, bias)
+                 normalizer: str | Callable | None = "mean", bias: bool = False,
+                 target_types: Sequence[type] | None = None, **_):
+        super().__init__(p, group_reduction, normalizer, bias, target_types)
 
     def finish(self, scores: torch.Tensor) -> torch.Tensor:
         return scores.clamp(min=0).pow(1.0 / self.p)

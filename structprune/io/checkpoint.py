@@ -13,6 +13,7 @@ from typing import Any, Callable, Union
 import torch
 import torch.nn as nn
 
+from structprune.hooks import after_prune
 from structprune.io.structure import apply_config_sizes, apply_structure, config_sizes, record_structure
 
 FORMAT = "structprune.state_dict/1"
@@ -71,6 +72,7 @@ def load_state_dict(model: nn.Module, state_dict: dict[str, Any], assign: bool =
     apply_config_sizes(model, state_dict.get("config", {}))
     model.load_state_dict(weights, strict=True, assign=assign)
     _load_non_persistent_buffers(model, extra, assign)
+    after_prune(model)
     return model
 
 

@@ -8,6 +8,7 @@ module's parameters with smaller ones and updates its attributes (``out_channels
 
 from __future__ import annotations
 
+import copy
 from typing import Callable, Sequence
 
 import torch
@@ -44,9 +45,19 @@ def register_layer_pruner(*module_types: type, replace: bool = True) -> Callable
 
 def layer_pruner_for(module: nn.Module, extra: dict | None = None) -> "LayerPruner | None":
     """The pruner registered for exactly this module's type (``extra`` overrides the registry)."""
-    if extra and type(module) in extra:
-        return extra[type(module)]
+    if extra:
+        found = extra.get(type(module)) or _instance_key(extra, module)
+        if found is not None:
+            return found
     return _PRUNERS.get(type(module))
+
+
+def _instance_key(extra: dict, module: nn.Module) -> "LayerPruner | None":
+    """Torch-Pruning also keys customized pruners by module instance."""
+    for key, pruner in extra.items():
+        if key is module:
+            return pruner
+    return None
 
 
 def attribute_pruner_for(module: nn.Module) -> "LayerPruner | None":
@@ -94,6 +105,9 @@ class LayerPruner:
     tensor shapes are equal (a per-channel layer such as a scale or a norm).
     """
 
+    def __init__(self, pruning_dim: int = 1) -> None:
+        self.pruning_dim = pruning_dim  # Torch-Pruning's constructor argument; channel dims come from flow
+
     def get_out_channels(self, layer: nn.Module) -> int:
         raise NotImplementedError
 
@@ -109,6 +123,42 @@ class LayerPruner:
     def parameters_along(self, layer: nn.Module, dim: str) -> list[tuple[str, int]]:
         """``(attribute, axis)`` pairs whose ``axis`` runs over channel dim ``dim`` (for scoring)."""
         return []
+
+    def _prune_parameter_and_grad(self, weight: torch.Tensor, keep_idxs: Sequence[int], pruning_dim: int) -> nn.Parameter:
+        """Torch-Pruning's helper for custom pruners: a Parameter with only ``keep_idxs`` along
+        ``pruning_dim``, its gradient sliced alike."""
+        keep = torch.as_tensor([int(i) for i in keep_idxs], dtype=torch.long, device=weight.device)
+        return _sliced(weight if isinstance(weight, nn.Parameter) else nn.Parameter(weight), pruning_dim, keep)
+
+    def get_out_channel_groups(self, layer: nn.Module) -> int:
+        """Torch-Pruning's hook: into how many equal groups the output channels fall (1: none)."""
+        return 1
+
+    def get_in_channel_groups(self, layer: nn.Module) -> int:
+        return 1
+
+    def check(self, layer: nn.Module, idxs: Sequence[int], to_output: bool = True) -> None:
+        """Raise ``ValueError`` unless every index names an existing channel of ``layer``."""
+        count = self.get_out_channels(layer) if to_output else self.get_in_channels(layer)
+        bad = [int(i) for i in idxs if count is not None and not 0 <= int(i) < count]
+        if bad:
+            raise ValueError(f"{type(self).__name__}: channel indices {bad[:8]} out of range for "
+                             f"{type(layer).__name__} with {count} {'out' if to_output else 'in'} channels")
+
+    def __call__(self, layer: nn.Module, idxs: Sequence[int], to_output: bool = True,
+                 inplace: bool = True, dry_run: bool = False) -> nn.Module:
+        """Prune this one layer, as Torch-Pruning's pruners do: ``ConvPruner()(conv, [0, 3])``.
+
+        Only ``layer`` changes; the coupled layers are pruned by a :class:`~structprune.Group`.
+        """
+        idxs = sorted(int(i) for i in idxs)
+        self.check(layer, idxs, to_output)
+        if not inplace:
+            layer = copy.deepcopy(layer)
+        if dry_run:
+            return layer
+        fn = self.prune_out_channels if to_output else self.prune_in_channels
+        return fn(layer, idxs)
 
     def zero_channels(self, layer: nn.Module, dim: str, idxs: Sequence[int]) -> None:
         """Zero the parameter entries of channels ``idxs`` of ``dim`` (for the equivalence check).

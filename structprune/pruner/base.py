@@ -9,10 +9,12 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 import torch.nn as nn
 
+from structprune.compat import PrunerCompat
 from structprune.graph import DependencyGraph
 from structprune.group import Group
 from structprune.importance import Importance, MagnitudeImportance
 from structprune.pruner.config_limits import ConfigLimits, apply_config_limits
+from structprune.pruner.gqa import GqaPlan, find_gqa_pairs
 from structprune.pruner.groups import GroupRecord, find_groups
 from structprune.pruner.options import build_options
 from structprune.pruner.selection import Limits, global_removals, lowest
@@ -20,7 +22,7 @@ from structprune.pruner.selection import Limits, global_removals, lowest
 logger = logging.getLogger(__name__)
 
 
-class BasePruner:
+class BasePruner(PrunerCompat):
     """Prune a model to a channel ratio (or a MACs / params target) in one or more steps.
 
     Example::
@@ -45,7 +47,10 @@ class BasePruner:
     * ``root_module_types``: only groups produced by these layer types are pruned.
     * Attention heads are found by the trace: ``prune_num_heads`` removes whole heads
       (``head_pruning_ratio`` / ``head_pruning_ratio_dict``), ``prune_head_dims`` (default on)
-      lets the channel ratio shrink every head; ``num_heads={qkv_layer: n}`` is optional.
+      lets the channel ratio shrink every head; ``num_heads={qkv_layer: n}`` is optional.  Under
+      grouped-query attention ``gqa="groups"`` removes whole key/value groups, ``"queries"`` the
+      same query heads from every group, ``"auto"`` (default) the one nearer the ratio
+      (:mod:`structprune.pruner.gqa`); either way ``head_pruning_ratio`` of the query heads go.
     * ``target_macs`` / ``target_params`` / ``speedup``: prune until the count falls to the target
       (the ratio is searched; ``iterative_steps`` spread the target linearly over the steps).
     * ``keep_config_expressible`` (default on): a Hugging Face model whose family has an adapter
@@ -86,6 +91,8 @@ class BasePruner:
             model, example_inputs, forward_fn=forward_fn, output_transform=output_transform,
             unwrapped_parameters=unwrapped_parameters, customized_pruners=customized_pruners)
         self.records = config_limits.settle(find_groups(self.DG, self.options))
+        self.gqa = GqaPlan(find_gqa_pairs(self.DG, self.records), self.options.gqa, self._head_ratio,
+                           Limits(self.options.max_pruning_ratio))
         self.config_notes = config_limits.notes
         self.current_step = 0
         self._target = self._make_target_search() if self.options.has_target else None
@@ -191,8 +198,7 @@ class BasePruner:
             if record.kind == "head":
                 if not o.prune_num_heads:
                     continue
-                r = o.scheduled(self._dict_ratio(record, o.head_pruning_ratio_dict, o.head_pruning_ratio),
-                                self.current_step)
+                r = o.scheduled(self.gqa.ratio(record, self._head_ratio), self.current_step)
             elif record.kind == "head_dim" and not o.prune_head_dims:
                 continue
             else:
@@ -205,6 +211,10 @@ class BasePruner:
             if r > 0:
                 plan.append((record, r, pool))
         return plan
+
+    def _head_ratio(self, record: GroupRecord) -> float:
+        o = self.options
+        return self._dict_ratio(record, o.head_pruning_ratio_dict, o.head_pruning_ratio)
 
     @staticmethod
     def _dict_ratio(record: GroupRecord, ratios: dict[int, float], default: float | None) -> float | None:

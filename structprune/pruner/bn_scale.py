@@ -36,7 +36,9 @@ class BNScalePruner(BasePruner):
     def default_importance(self) -> Importance:
         return BNScaleImportance()
 
-    def regularize(self, model: nn.Module | None = None, reg: float | None = None, **_: Any) -> None:
+    def regularize(self, model: nn.Module | None = None, reg: float | None = None, bias: bool = False,
+                   **_: Any) -> None:
+        """Add the sparsity gradient to the norm scales (``bias`` is accepted, as in Torch-Pruning, and unused)."""
         reg = self.reg if reg is None else reg
         for group in self.active_groups():
             scales = [s for s in group_slices(group)

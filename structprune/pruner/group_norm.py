@@ -7,7 +7,7 @@ from typing import Any
 
 import torch.nn as nn
 
-from structprune.importance import GroupMagnitudeImportance, Importance
+from structprune.importance import GroupNormImportance, Importance
 from structprune.pruner.base import BasePruner
 from structprune.pruner.sparsity import adaptive_scale, add_unit_gradient, unit_norms, weight_slices
 
@@ -16,7 +16,7 @@ class GroupNormPruner(BasePruner):
     """:meth:`regularize` adds the group-lasso gradient ``reg * s_u * w / ||w_u||`` to every
     weight of every prunable group, where ``||w_u||`` is the L2 norm of unit ``u`` over all
     its coupled layers and ``s_u = alpha ** ((max - ||w_u||) / (max - min))`` pushes weak units
-    hardest.  Importance: :class:`~structprune.importance.GroupMagnitudeImportance`.
+    hardest.  Importance: :class:`~structprune.importance.GroupNormImportance`.
 
     Example::
 
@@ -31,10 +31,10 @@ class GroupNormPruner(BasePruner):
         super().__init__(model, example_inputs, importance, **kwargs)
 
     def default_importance(self) -> Importance:
-        return GroupMagnitudeImportance(p=2)
+        return GroupNormImportance(p=2)
 
-    def regularize(self, model: nn.Module | None = None, reg: float | None = None, alpha: float | None = None,
-                   bias: bool = False, **_: Any) -> None:
+    def regularize(self, model: nn.Module | None = None, alpha: float | None = None, bias: bool = False,
+                   reg: float | None = None, **_: Any) -> None:
         reg = self.reg if reg is None else reg
         alpha = self.alpha if alpha is None else alpha
         for group in self.active_groups():

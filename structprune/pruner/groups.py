@@ -48,11 +48,11 @@ def unit_kind(graph: DependencyGraph, group: Group, num_heads: dict[int, int]) -
     members = group.member_targets()
     if any(num_heads.get(id(t.module)) == len(group.units) for t in members if t.is_layer):
         return "head"
-    units = torch.tensor(group.units, dtype=torch.long)
+    units = torch.tensor(sorted(group.units), dtype=torch.long)
     outer_free, inner, inner_factors = False, False, []
     for target in members:
         rows = target.classes[target.alive_rows(graph.dead)]
-        mine = torch.isin(rows, units) & (rows >= 0)
+        mine = _member(rows, units) & (rows >= 0)
         if not bool(mine.any()) or int(mine.any(1).sum()) <= len(set(rows[mine].tolist())):
             continue  # every unit is a single element here
         free = (rows >= 0) & ~graph.solution.pinned[rows.clamp(min=0)]
@@ -64,6 +64,15 @@ def unit_kind(graph: DependencyGraph, group: Group, num_heads: dict[int, int]) -
     if outer_free or (outer and any(_counted_by_attribute(graph, c) for c in [set(group.units)] + outer)):
         return "head"
     return "head_dim" if inner else "channel"
+
+
+def _member(values: torch.Tensor, sorted_units: torch.Tensor) -> torch.Tensor:
+    """``torch.isin(values, sorted_units)`` by binary search (torch.isin takes seconds on CPU when
+    both sides hold tens of thousands of classes, as a 70B model's FFN groups do)."""
+    if not len(sorted_units):
+        return torch.zeros_like(values, dtype=torch.bool)
+    found = torch.searchsorted(sorted_units, values).clamp(max=len(sorted_units) - 1)
+    return sorted_units[found] == values
 
 
 def _after(mask: torch.Tensor) -> torch.Tensor:

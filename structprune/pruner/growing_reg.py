@@ -8,7 +8,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from structprune.importance import GroupMagnitudeImportance, Importance
+from structprune.importance import GroupNormImportance, Importance
 from structprune.pruner.base import BasePruner
 from structprune.pruner.sparsity import add_unit_gradient, weight_slices
 
@@ -34,7 +34,7 @@ class GrowingRegPruner(BasePruner):
         self.unit_reg = torch.full((len(self.DG.dead),), float(reg))
 
     def default_importance(self) -> Importance:
-        return GroupMagnitudeImportance(p=2)
+        return GroupNormImportance(p=2)
 
     def update_reg(self) -> None:
         """Grow every unit's penalty, the least important units' the most."""

@@ -9,6 +9,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn as nn
 
+from structprune.pruner.gqa import check_gqa_mode
 from structprune.pruner.scheduler import linear_scheduler
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class PruningOptions:
     prune_head_dims: bool = True
     head_pruning_ratio: float = 0.0
     head_pruning_ratio_dict: dict[int, float] = field(default_factory=dict)
+    gqa: str = "auto"  # grouped-query attention: "groups" | "queries" | "auto" (see pruner/gqa.py)
     target_macs: float | None = None
     target_params: float | None = None
     speedup: float | None = None
@@ -119,6 +121,7 @@ def build_options(**kwargs: Any) -> PruningOptions:
         prune_head_dims=bool(_default(kw.pop("prune_head_dims", None), True)),
         head_pruning_ratio=check_ratio(kw.pop("head_pruning_ratio", None) or 0.0, "head_pruning_ratio", True),
         head_pruning_ratio_dict=ratio_by_module(kw.pop("head_pruning_ratio_dict", None), "head_pruning_ratio_dict"),
+        gqa=check_gqa_mode(kw.pop("gqa", None) or "auto"),
         target_macs=kw.pop("target_macs", None), target_params=kw.pop("target_params", None),
         speedup=kw.pop("speedup", None),
     )

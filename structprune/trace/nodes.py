@@ -65,6 +65,19 @@ class Node:
             return self.args[position]
         return default
 
+    @property
+    def name(self) -> str:
+        """Torch-Pruning's node name: ``"layer1.0.conv1 (Conv2d)"`` or ``"add at layer1.0"``."""
+        return self.describe()
+
+    def details(self) -> str:
+        """The node, the nodes it reads from and the nodes that read it (Torch-Pruning's ``Node.details``)."""
+        producers = {v.producer.index: v.producer for v in self.inputs if v.producer is not None}
+        lines = [f"<Node: ({self.name})>", "    IN:"]
+        lines += [f"        {p!r}" for p in producers.values()] or ["        (model input or parameter)"]
+        lines += ["    OUT:"] + ([f"        {u!r}" for u in self.users] or ["        (model output)"])
+        return "\n".join(lines)
+
     def describe(self) -> str:
         if self.is_module:
             return f"{self.module_name or 'model'} ({type(self.module).__name__})"

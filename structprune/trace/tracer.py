@@ -12,13 +12,15 @@ runs leaf modules inside (reentrant checkpointing) is traced through instead.
 from __future__ import annotations
 
 import weakref
-from contextlib import ExitStack
-from typing import Any, Callable
+from contextlib import ExitStack, contextmanager
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
+from structprune.trace.calling import SPREAD, WHOLE, call_model, call_style, can_pass_whole, neither_call_worked
+from structprune.trace.calling import run_forward  # noqa: F401  (re-exported: callers import it from here)
 from structprune.trace.nodes import Node, ShapeRead, Trace, Value
 from structprune.trace.structure import flatten_tensors, map_tensors
 from structprune.trace.traced_int import traced_int_attributes
@@ -36,18 +38,6 @@ def op_name(func: Callable) -> str:
         owner = getattr(func, "__self__", None)
         name = getattr(owner, "__name__", name)
     return name
-
-
-def run_forward(model: nn.Module, example_inputs: Any, forward_fn: Callable | None = None) -> Any:
-    """Call the model the way Torch-Pruning does: dict -> kwargs, tuple/list -> args, else one arg."""
-    if forward_fn is not None:
-        return forward_fn(model, example_inputs)
-    if isinstance(example_inputs, dict):
-        return model(**example_inputs)
-    if isinstance(example_inputs, (tuple, list)):
-        return model(*example_inputs)
-    return model(example_inputs)
-
 
 
 class _LiveValues:
@@ -213,6 +203,21 @@ class _Recorder(TorchFunctionMode):
             stack.callback(module.register_forward_hook(self.post_hook, with_kwargs=True, always_call=True).remove)
 
 
+@contextmanager
+def buffers_restored(model: nn.Module) -> Iterator[None]:
+    """Put every buffer back as it was on exit: a forward in training mode updates batch-norm
+    running statistics (towards the example input's) and counters, which tracing must not do."""
+    saved = [(module, name, buffer, buffer.detach().clone()) for module in model.modules()
+             for name, buffer in module._buffers.items() if buffer is not None]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for module, name, buffer, value in saved:
+                buffer.copy_(value)
+                module._buffers[name] = buffer
+
+
 def trace_model(
     model: nn.Module,
     example_inputs: Any,
@@ -220,17 +225,53 @@ def trace_model(
     forward_fn: Callable | None = None,
     output_transform: Callable | None = None,
 ) -> Trace:
-    """Run ``model`` once on ``example_inputs`` and record every call (the model is not changed)."""
+    """Run ``model`` once on ``example_inputs`` and record every call (the model is not changed).
+
+    The model runs in eval mode (BatchNorm with a batch of one works, dropout is off); every
+    module's ``training`` flag is restored afterwards.  Inputs follow Torch-Pruning's calling
+    conventions (:mod:`structprune.trace.calling`); if spreading a sequence fails, the trace
+    starts again with the sequence passed whole.
+    """
+    style = None if forward_fn is not None else call_style(model, example_inputs)
+    with eval_mode(model):
+        try:
+            return _trace_once(model, example_inputs, is_leaf, forward_fn, output_transform, style)
+        except Exception as first:
+            if style != SPREAD or not can_pass_whole(model, example_inputs):
+                raise
+            try:
+                return _trace_once(model, example_inputs, is_leaf, None, output_transform, WHOLE)
+            except Exception as second:
+                raise neither_call_worked(model, first, second) from first
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Put every module in eval mode, and give each its own ``training`` flag back afterwards."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in flags:
+            module.training = training
+
+
+def _trace_once(model, example_inputs, is_leaf, forward_fn, output_transform, style) -> Trace:
     recorder = _Recorder(model, is_leaf)
     inputs = [recorder.new_value(t, "input") for t in flatten_tensors(example_inputs)]
     for t in flatten_tensors(example_inputs):
         recorder.keep_alive.append(t)
     with ExitStack() as stack:
+        stack.enter_context(buffers_restored(model))
         recorder.hooks(stack)
         recorder.patch_autograd_function(stack)
         stack.enter_context(traced_int_attributes(model))
         with recorder:
-            out = run_forward(model, example_inputs, forward_fn)
+            if forward_fn is not None:
+                out = forward_fn(model, example_inputs)
+            else:
+                out = call_model(model, example_inputs, style)
             if output_transform is not None:
                 out = output_transform(out)
     outputs = [recorder.value_of(t) for t in flatten_tensors(out)]

@@ -19,14 +19,14 @@ from structprune.trace.tracer import trace_model
 from structprune.utils.mac_rules import macs_of
 
 
-def count_params(model: nn.Module) -> int:
+def count_params(module: nn.Module) -> int:
     """Number of parameters, each shared (tied) parameter once.
 
     Example::
 
         structprune.utils.count_params(torchvision.models.resnet18())  # 11689512
     """
-    return sum(p.numel() for p in model.parameters())
+    return sum(p.numel() for p in module.parameters())
 
 
 @contextmanager
@@ -53,31 +53,36 @@ def trace_for_counting(model: nn.Module, example_inputs: Any, forward_fn: Callab
 def count_ops_and_params(
     model: nn.Module,
     example_inputs: Any,
+    layer_wise: bool = False,
     forward_fn: Callable | None = None,
     output_transform: Callable | None = None,
-    layer_wise: bool = False,
 ) -> tuple:
     """``(macs, params)`` of one forward of ``model`` on ``example_inputs`` (Torch-Pruning's order).
 
     ``example_inputs`` is passed as Torch-Pruning does (a dict as keyword arguments, a tuple or list
     as positional ones) unless ``forward_fn(model, example_inputs)`` is given.  The model runs once
     in eval mode under ``torch.no_grad()``; its train/eval modes are restored afterwards.
-    With ``layer_wise=True`` also returns two dicts, module -> MACs and module -> parameters,
-    for the modules that ran (MACs of a module include those of its submodules).
+    With ``layer_wise=True`` returns ``(macs, params, layer_macs, layer_params)``: two dicts keyed by
+    every module of ``model`` (``model.modules()`` order; 0 for a module that did no MACs, such as a
+    ``ReLU``, or did not run).  A module's counts include its submodules', so
+    ``layer_macs[model] == macs`` and ``layer_params[model] == params``.
 
     Example::
 
         macs, params = structprune.utils.count_ops_and_params(model, torch.randn(1, 3, 224, 224))
+        macs, params, layer_macs, layer_params = structprune.utils.count_ops_and_params(
+            model, torch.randn(1, 3, 224, 224), layer_wise=True)
+        layer_macs[model.conv1]
     """
     trace = trace_for_counting(model, example_inputs, forward_fn, output_transform)
     macs = sum(macs_of(node) for node in trace.nodes)
     params = count_params(model)
     if not layer_wise:
         return macs, params
-    per_module = _macs_per_scope(trace)
-    modules = dict(model.named_modules())
-    layer_macs = {modules[name]: m for name, m in per_module.items() if name in modules}
-    layer_params = {module: count_params(module) for module in layer_macs}
+    per_scope = _macs_per_scope(trace)
+    named = list(model.named_modules())
+    layer_macs = {module: per_scope.get(name, 0) for name, module in named}
+    layer_params = {module: count_params(module) for _, module in named}
     return macs, params, layer_macs, layer_params
 
 

@@ -25,3 +25,15 @@ def test_meta_analysis_leaves_model_unchanged():
     analyse(model)
     assert shapes == {n: tuple(p.shape) for n, p in model.named_parameters()}
     assert torch.device("meta") == next(model.parameters()).device
+
+
+def test_measure_prints_time_and_peak_memory(capsys):
+    import json
+
+    from benchmarks.llm_meta import format_sizes, main
+
+    main(["--layers", "1", "--hidden", "32", "--intermediate", "64", "--heads", "2", "--kv-heads", "1",
+          "--vocab", "64", "--measure"])
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert row["groups"] >= 2 and row["peak_rss_gb"] > 0 and row["total_s"] >= row["build_s"]
+    assert "70b" in format_sizes([{"shape": "70b", **row}])

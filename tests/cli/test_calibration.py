@@ -64,3 +64,47 @@ def test_hessian_estimate_approaches_the_gauss_newton_diagonal():
     accumulate_gradients(model, [x] * 4000, imp, "hessian", iter)
     estimate = imp._sum[(id(model), "weight")] / imp._count[(id(model), "weight")]
     assert torch.allclose(estimate, x.pow(2).expand(3, 4), rtol=0.1)
+
+
+def llama_dir_with_tokenizer(path):
+    """A tiny random Llama saved with a word-level tokenizer over the words of ``TEXTS``."""
+    tokenizers = pytest.importorskip("tokenizers")
+    transformers = pytest.importorskip("transformers")
+    words = sorted({w for line in TEXTS for w in line.split()})
+    vocab = {"<pad>": 0, "<unk>": 1, **{w: i + 2 for i, w in enumerate(words)}}
+    backend = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = tokenizers.pre_tokenizers.WhitespaceSplit()
+    transformers.PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>").save_pretrained(path)
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2, head_dim=8)
+    transformers.LlamaForCausalLM(config).save_pretrained(path)
+    return path
+
+
+TEXTS = ["a member of the genus Canis that has been domesticated by man since prehistoric times",
+         "a large vessel that carries passengers or freight over the sea",
+         "the act of moving the body quickly on foot", "a written work or composition that has been published"]
+
+
+def test_text_file_calibrates_the_activation_criterion(cli, tmp_path):
+    model_dir = llama_dir_with_tokenizer(tmp_path / "llama")
+    glosses = tmp_path / "glosses.txt"
+    glosses.write_text("\n".join(TEXTS) + "\n")
+    run = cli("prune", f"hf:{model_dir}", "--calib", glosses, "--importance", "activation", "--ratio", "0.5",
+              "--input-shape", "2,12", "--out", tmp_path / "p.pt", "--json", "--runs", "1", "--warmup", "0", "--threads", "1")
+    assert run.code == 0, run.stderr
+    after = {layer["name"]: layer["out_after"] for layer in run.json["layers"]}
+    assert after["layers.0.mlp.gate_proj"] == 32
+    assert run.json["after"]["params"] < run.json["before"]["params"]
+
+
+def test_text_file_needs_a_tokenizer(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.LlamaConfig(vocab_size=16, hidden_size=8, intermediate_size=8, num_hidden_layers=1,
+                                      num_attention_heads=2, num_key_value_heads=1)
+    transformers.LlamaModel(config).save_pretrained(tmp_path / "m")
+    (tmp_path / "t.txt").write_text("some text\n")
+    loaded = LoadedModel(f"hf:{tmp_path / 'm'}", nn.Identity(), (1, 8), tokens=True)
+    with pytest.raises(CliError, match="no tokenizer in"):
+        calibration_batches(str(tmp_path / "t.txt"), loaded, (1, 8), 2)

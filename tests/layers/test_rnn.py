@@ -89,9 +89,14 @@ def test_lstm_with_projection():
 
 
 def test_returned_state_is_pinned():
-    # h_n / c_n returned by the model are part of its interface: the hidden size stays.
+    # h_n / c_n returned by the model are part of its interface: the hidden size stays, unless
+    # the user explicitly asks for those channels (then the group says the output changes).
     seeded()
     rnn = nn.GRU(5, 6)
     graph = tp.DependencyGraph().build_dependency(rnn, example_inputs=torch.randn(7, 2, 5))
-    with pytest.raises(ValueError, match="pinned"):
-        graph.get_pruning_group(rnn, tp.prune_gru_out_channels, idxs=[0])
+    assert not list(graph.get_all_groups())
+    group = graph.get_pruning_group(rnn, tp.prune_gru_out_channels, idxs=[0])
+    assert group.changes_output and "output size changes" in str(group)
+    group.prune()
+    out, h = rnn(torch.randn(7, 2, 5))
+    assert out.shape == (7, 2, 5) and h.shape == (1, 2, 5)

@@ -73,3 +73,47 @@ def test_speedup_two_on_resnet50():
     base = _macs(model, x)
     tp.pruner.MagnitudePruner(model, x, speedup=2.0, ignored_layers=classifier(model)).step()
     assert abs(_macs(model, x) - base / 2) <= 0.05 * base / 2
+
+
+def test_iterative_speedup_does_not_overshoot_a_step_across_a_flat_stretch():
+    # ResNet-20's MACs fall in whole-channel steps: a secant across a nearly flat stretch once
+    # jumped from 1.29x to the final 2.07x on the third of five steps.
+    from structprune.demos.resnet import CifarResNet
+    torch.manual_seed(0)
+    model, x = CifarResNet(20, in_channels=1, num_classes=10), torch.randn(1, 1, 14, 14)
+    base = _macs(model, x)
+    pruner = tp.pruner.MagnitudePruner(model, x, speedup=2.0, iterative_steps=5, ignored_layers=[model.fc])
+    for step in range(1, 6):
+        pruner.step()
+        goal = 1 - 0.5 * step / 5
+        assert goal * 0.95 <= _macs(model, x) / base <= goal, (step, _macs(model, x) / base)
+
+
+def _plain_net():
+    torch.manual_seed(0)
+    layers, width = [], 1
+    for i, out in enumerate((16, 16, 32, 32, 64)):
+        layers += [torch.nn.Conv2d(width, out, 3, padding=1), torch.nn.BatchNorm2d(out), torch.nn.ReLU()]
+        if i in (1, 3):
+            layers.append(torch.nn.MaxPool2d(2))
+        width = out
+    for module in layers:  # uneven layers, as after training
+        if isinstance(module, torch.nn.Conv2d):
+            module.weight.data *= torch.rand(module.out_channels, 1, 1, 1) ** 2 * 3
+    return torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(64, 10))
+
+
+@pytest.mark.parametrize("global_pruning", [False, True])
+def test_speedup_search_prunes_as_one_shot_at_the_ratio_it_finds(global_pruning):
+    # Each unit is scored once per step: re-scoring between the search's increments re-normalised
+    # each group's survivors, and under global ranking cut a VGG's layers to single channels.
+    model, x = _plain_net(), torch.randn(1, 1, 16, 16)
+    twin = __import__("copy").deepcopy(model)
+    pruner = tp.pruner.MagnitudePruner(model, x, speedup=6.0, global_pruning=global_pruning,
+                                       ignored_layers=[model[-1]])
+    pruner.step()
+    tp.pruner.MagnitudePruner(twin, x, pruning_ratio=pruner._target.ratio, global_pruning=global_pruning,
+                              ignored_layers=[twin[-1]]).step()
+    assert [m.weight.shape for m in model if isinstance(m, torch.nn.Conv2d)] == \
+        [m.weight.shape for m in twin if isinstance(m, torch.nn.Conv2d)]
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), twin.state_dict().values()))

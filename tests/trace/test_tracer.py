@@ -114,6 +114,14 @@ class Net(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(y, 2).flatten(1))
 
 
+def test_trace_in_training_mode_leaves_batch_norm_statistics_alone():
+    model = Net().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    tp.DependencyGraph().build_dependency(model, example_inputs=torch.randn(2, 3, 8, 8) * 5 + 3)
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
 def test_meta_device_graph_groups_and_pruning():
     with torch.device("meta"):
         model = Net()

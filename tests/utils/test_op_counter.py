@@ -158,6 +158,25 @@ def test_per_module_breakdown_and_layer_wise():
     assert (total, params) == table[""] and layer_macs[model[2]] == fc and layer_params[model[2]] == 14
 
 
+def test_layer_wise_lists_every_module_and_sums_to_the_totals():
+    torchvision = pytest.importorskip("torchvision")
+    model = torchvision.models.resnet18()
+    x = torch.randn(1, 3, 32, 32)
+    macs, params, layer_macs, layer_params = count_ops_and_params(model, x, True)  # TP's positional order
+    assert (macs, params) == count_ops_and_params(model, x)
+    assert list(layer_macs) == list(model.modules()) and list(layer_params) == list(model.modules())
+    assert layer_macs[model.relu] == 0 and layer_params[model.relu] == 0
+    assert layer_macs[model] == macs and layer_params[model] == params
+    leaves = [m for m in model.modules() if not list(m.children())]
+    # ops outside leaf modules: the residual adds in each BasicBlock, flatten
+    outside = macs - sum(layer_macs[m] for m in leaves)
+    blocks = [m for m in model.modules() if isinstance(m, torchvision.models.resnet.BasicBlock)]
+    assert outside == sum(layer_macs[b] - sum(layer_macs[c] for c in b.children()) for b in blocks)
+    assert sum(layer_params[m] for m in leaves) == params
+    for block in blocks:
+        assert layer_macs[block] >= sum(layer_macs[c] for c in block.children())
+
+
 def test_register_mac_rule_for_another_op():
     class Outer(nn.Module):
         def forward(self, a, b):
