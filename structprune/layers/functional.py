@@ -69,16 +69,6 @@ class BasePruningFunc(LayerPruner, metaclass=abc.ABCMeta):
     @abc.abstractmethod
     def get_in_channels(self, layer: nn.Module) -> int: ...
 
-    def _prune_parameter_and_grad(self, weight: torch.Tensor, keep_idxs: Sequence[int], pruning_dim: int) -> nn.Parameter:
-        """``weight`` keeping only ``keep_idxs`` along ``pruning_dim``, as a new Parameter that keeps the
-        matching slice of ``weight.grad`` (the helper Torch-Pruning users call in their own pruners)."""
-        keep = torch.as_tensor(list(keep_idxs), dtype=torch.long, device=weight.device)
-        pruned = nn.Parameter(weight.detach().index_select(pruning_dim, keep).contiguous(),
-                              requires_grad=weight.requires_grad)
-        if weight.grad is not None:
-            pruned.grad = weight.grad.index_select(pruning_dim, keep).contiguous()
-        return pruned
-
     @property
     def couples_in_and_out(self) -> bool:
         """Torch-Pruning's rule: in and out channels are one dim iff both are the same function."""

@@ -67,15 +67,3 @@ def test_rnn_and_attention_by_hand():
     attn = nn.MultiheadAttention(8, 2)
     tp.prune_multihead_attention_out_channels(attn, idxs=[4, 5, 6, 7])
     assert (attn.embed_dim, attn.num_heads, attn.head_dim) == (4, 1, 4)
-
-
-def test_base_pruning_func_helper_keeps_the_gradient_slices():
-    """Torch-Pruning users' own pruners call ``self._prune_parameter_and_grad``."""
-    weight = torch.nn.Parameter(torch.arange(12.0).reshape(3, 4))
-    weight.grad = torch.arange(12.0).reshape(3, 4) * 10
-    helper = tp.pruner.function.ParameterPruner()
-    pruned = helper._prune_parameter_and_grad(weight, [0, 2], 0)
-    assert isinstance(pruned, torch.nn.Parameter)
-    assert torch.equal(pruned.data, weight.data[[0, 2]]) and torch.equal(pruned.grad, weight.grad[[0, 2]])
-    pruned = helper._prune_parameter_and_grad(weight, [1, 3], 1)
-    assert torch.equal(pruned.data, weight.data[:, [1, 3]]) and pruned.grad.shape == (3, 2)
