@@ -29,7 +29,7 @@ TORCHVISION = ["resnet18", "mobilenet_v3_small", "densenet121", "efficientnet_b0
                "fasterrcnn_mobilenet_v3_large_320_fpn", "ssdlite320_mobilenet_v3_large", "fcos_resnet50_fpn",
                "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large", "fcn_resnet50", "r3d_18", "raft_small"]
 TIMM = ["resnet18d", "mobilenetv3_small_050", "efficientnet_b0", "convnext_atto", "vit_tiny_patch16_224",
-        "deit_tiny_patch16_224", "swin_tiny_patch4_window7_224"]
+        "vit_small_patch16_224", "deit_tiny_patch16_224", "swin_tiny_patch4_window7_224"]
 PRUNERS = ["l1", "l2", "taylor", "hessian", "lamp", "fpgm", "random", "bn_scale", "group_norm", "growing_reg",
            "custom"]
 

@@ -66,8 +66,9 @@ def last_error_line(text: str) -> str:
 
 
 def more_pruned(peer: Outcome, ours: Outcome) -> bool | None:
-    """Whether structprune left at most as many parameters as Torch-Pruning (None: the peer did not run)."""
-    if not peer.ok:
+    """Whether structprune left at most as many parameters as Torch-Pruning; None where that is no
+    comparison: the peer did not run, or it changed the model's outputs (it pruned the classes)."""
+    if not peer.ok or not peer.result["shapes_ok"]:
         return None
     return ours.ok and ours.result["after"]["params"] <= peer.result["after"]["params"]
 
@@ -115,7 +116,7 @@ def run_all(cases: list[Case], libraries: list[str], timeout: float, jobs: int, 
 
 def summary(rows: list[dict]) -> dict:
     """Counts for the closing line: runs per library and where structprune prunes at least as much."""
-    peer_ok = [r for r in rows if r["torch_pruning"]["ok"]]
+    peer_ok = [r for r in rows if r["torch_pruning"]["ok"] and r["torch_pruning"]["result"]["shapes_ok"]]
     return {"cases": len(rows),
             **{f"{lib}_runs": sum(r[lib]["ok"] for r in rows) for lib in LIBRARIES},
             **{f"{lib}_shapes_ok": sum(r[lib]["ok"] and r[lib]["result"]["shapes_ok"] for r in rows)
@@ -136,6 +137,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=RESULTS / "peer_examples.json")
     parser.add_argument("--peer-from", type=Path, help="take Torch-Pruning's outcomes from this earlier JSON "
                         "instead of running it again (the peer does not change when structprune does)")
+    parser.add_argument("--ours-from", type=Path, help="likewise for structprune's outcomes (for cases not in --rerun)")
+    parser.add_argument("--rerun", nargs="*", default=[], help="case names or globs run again despite --peer-from/"
+                        "--ours-from")
     parser.add_argument("--list", action="store_true", help="print the case names and exit")
     return parser.parse_args(argv)
 
@@ -149,12 +153,14 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(case.name for case in cases))
         return
     start, load = time.perf_counter(), os.getloadavg()[0]
-    reused = {"torch_pruning": earlier_outcomes(args.peer_from, "torch_pruning")}
+    rerun = {case.name for case in select(args.rerun, False)} if args.rerun else set()
+    reused = {lib: {name: o for name, o in earlier_outcomes(path, lib).items() if name not in rerun}
+              for lib, path in (("torch_pruning", args.peer_from), ("structprune", args.ours_from))}
     rows = run_all(cases, args.libs, args.timeout, args.jobs, progress=True, reused=reused,
                    mode="spawn" if args.spawn else "fork")
     counts = summary(rows)
     note = (f"{time.perf_counter() - start:.0f} s wall, {args.jobs} runs at a time, 1 torch thread each"
-            f"{' (Torch-Pruning outcomes reused from ' + str(args.peer_from) + ')' if args.peer_from else ''}; "
+            f"{'; earlier outcomes reused for cases not rerun' if args.peer_from or args.ours_from else ''}; "
             f"1-minute load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
     text = markdown_table(rows, counts, note)
     args.out.parent.mkdir(parents=True, exist_ok=True)

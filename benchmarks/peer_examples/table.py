@@ -40,8 +40,9 @@ def markdown_table(rows: list[dict], counts: dict, note: str) -> str:
     lines.append(f"Runs: Torch-Pruning {counts['torch_pruning_runs']}/{counts['cases']}, structprune "
                  f"{counts['structprune_runs']}/{counts['cases']}; outputs as expected: Torch-Pruning "
                  f"{counts['torch_pruning_shapes_ok']}, structprune {counts['structprune_shapes_ok']}. Where "
-                 f"Torch-Pruning runs ({counts['peer_runs']}), structprune runs and leaves at most as many "
-                 f"parameters in {counts['peer_runs_and_structprune_prunes_as_much']}.")
+                 f"Torch-Pruning runs and keeps the outputs ({counts['peer_runs']}), structprune runs and leaves at "
+                 f"most as many parameters in {counts['peer_runs_and_structprune_prunes_as_much']}. \"prunes as "
+                 f"much\" is \"-\" where Torch-Pruning fails or changes the model's output shape.")
     lines.append(f"Parameters are unique parameter elements; MACs are half of `torch.utils.flop_counter`'s FLOPs "
                  f"for one forward, counted the same way for both libraries. {note}.")
     return "\n".join(lines) + "\n"

@@ -26,7 +26,7 @@ from timm.models.vision_transformer import Attention  # noqa: E402
 from benchmarks.peer_examples._common import measure, parse_args, report  # noqa: E402
 
 MODELS = ["resnet18d", "mobilenetv3_small_050", "efficientnet_b0", "convnext_atto", "vit_tiny_patch16_224",
-          "deit_tiny_patch16_224", "swin_tiny_patch4_window7_224"]
+          "vit_small_patch16_224", "deit_tiny_patch16_224", "swin_tiny_patch4_window7_224"]
 
 
 def attention_forward(self: Attention, x: torch.Tensor, attn_mask=None, **_: object) -> torch.Tensor:

@@ -16,6 +16,7 @@ from structprune.importance import Importance, MagnitudeImportance
 from structprune.pruner.config_limits import ConfigLimits, apply_config_limits
 from structprune.pruner.gqa import GqaPlan, find_gqa_pairs
 from structprune.pruner.groups import GroupRecord, find_groups
+from structprune.pruner.heads import HeadCounts
 from structprune.pruner.options import build_options
 from structprune.pruner.selection import Limits, global_removals, lowest
 
@@ -91,6 +92,7 @@ class BasePruner(PrunerCompat):
             model, example_inputs, forward_fn=forward_fn, output_transform=output_transform,
             unwrapped_parameters=unwrapped_parameters, customized_pruners=customized_pruners)
         self.records = config_limits.settle(find_groups(self.DG, self.options))
+        self._head_counts = HeadCounts(num_heads, self.records)
         self.gqa = GqaPlan(find_gqa_pairs(self.DG, self.records), self.options.gqa, self._head_ratio,
                            Limits(self.options.max_pruning_ratio))
         self.config_notes = config_limits.notes
@@ -107,6 +109,12 @@ class BasePruner(PrunerCompat):
     def iterative_steps(self) -> int:
         return self.options.iterative_steps
 
+    @property
+    def num_heads(self) -> dict:
+        """The ``num_heads`` dict given at construction (the same object), with each layer's
+        current head count: Torch-Pruning's examples read it to update attention modules."""
+        return self._head_counts.refresh(self.DG)
+
     def default_importance(self) -> Importance:
         return MagnitudeImportance(p=2)
 
@@ -121,10 +129,16 @@ class BasePruner(PrunerCompat):
         a time and in order."""
         groups = self._next_step()
         if interactive:
-            return groups
+            return self._then_recount(groups)
         for group in groups:
             self._prune(group)
+        self._head_counts.refresh(self.DG)
         return None
+
+    def _then_recount(self, groups: Iterator[Group]) -> Iterator[Group]:
+        """Yield the groups; once the caller has pruned them all, update the head counts."""
+        yield from groups
+        self._head_counts.refresh(self.DG)
 
     def reset(self) -> None:
         """Start the step count again (ratios stay relative to the size at construction)."""
