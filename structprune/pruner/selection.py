@@ -26,21 +26,25 @@ class Limits:
     def min_keep(self, initial: int) -> int:
         return max(1, math.ceil(initial * (1 - self.max_pruning_ratio) - _EPS))
 
-    def rounded(self, keep: int, current: int) -> int:
-        """``keep`` rounded up to a multiple of ``round_to`` (``current`` if that is larger)."""
+    def rounded(self, keep: int, current: int, floor: int = 1) -> int:
+        """``keep`` rounded down to a multiple of ``round_to``, as Torch-Pruning rounds; up instead when
+        rounding down would go below ``floor`` (``max_pruning_ratio``, one unit), never above ``current``."""
         if self.round_to and keep % self.round_to:
-            keep = (keep // self.round_to + 1) * self.round_to
+            down = keep - keep % self.round_to
+            keep = down if down >= max(floor, 1) else down + self.round_to
         return min(keep, current)
 
     def keep_count(self, initial: int, current: int, ratio: float) -> int:
         """Units a group of ``initial`` units (``current`` now) keeps at ``ratio``."""
-        keep = max(int(initial * (1 - ratio) + _EPS), self.min_keep(initial))
-        return self.rounded(keep, current)
+        floor = self.min_keep(initial)
+        keep = max(int(initial * (1 - ratio) + _EPS), floor)
+        return self.rounded(keep, current, floor)
 
     def cap(self, initial: int, current: int, n_remove: int) -> int:
         """Clamp a proposed removal count (from a global threshold) to the group's limits."""
-        keep = max(current - n_remove, self.min_keep(initial))
-        return current - self.rounded(keep, current)
+        floor = self.min_keep(initial)
+        keep = max(current - n_remove, floor)
+        return current - self.rounded(keep, current, floor)
 
 
 def lowest(scores: torch.Tensor, n: int) -> list[int]:

@@ -50,8 +50,17 @@ def test_round_to_keeps_multiples():
     pruned = [n for n in after if after[n] != before[n]]
     assert len(pruned) == len(after)
     assert all(after[n] % 8 == 0 for n in pruned)
-    # floor(w * 0.7) rounded up to a multiple of 8: 44 -> 48, 89 -> 96, 179 -> 184, 358 -> 360
-    assert [after[f"layer{i}.0.conv1"] for i in (1, 2, 3, 4)] == [48, 96, 184, 360]
+    # floor(w * 0.7) rounded down to a multiple of 8, as Torch-Pruning rounds: 44 -> 40, 89 -> 88, 179 -> 176
+    assert [after[f"layer{i}.0.conv1"] for i in (1, 2, 3, 4)] == [40, 88, 176, 352]
+
+
+def test_round_to_never_goes_below_the_max_pruning_ratio_floor():
+    model, x = resnet18(), images()
+    tp.pruner.MagnitudePruner(model, x, pruning_ratio=0.9, max_pruning_ratio=0.9, round_to=8,
+                              ignored_layers=classifier(model)).step()
+    # 64 * 0.1 = 6.4 -> keep 7 at least; rounding down to 0 is not allowed, so up to 8
+    assert model.layer1[0].conv1.out_channels == 8
+    model(x)
     model(x)
 
 
