@@ -11,6 +11,7 @@ runs leaf modules inside (reentrant checkpointing) is traced through instead.
 
 from __future__ import annotations
 
+import logging
 import weakref
 from contextlib import ExitStack
 from typing import Any, Callable
@@ -19,9 +20,12 @@ import torch
 import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
+from structprune.trace.meta import can_run_on_meta, meta_call_args, meta_weights
 from structprune.trace.nodes import Node, ShapeRead, Trace, Value
 from structprune.trace.structure import flatten_tensors, map_tensors
 from structprune.trace.traced_int import traced_int_attributes
+
+logger = logging.getLogger(__name__)
 
 IGNORED_OPS = {"shape", "size", "dim", "ndimension", "numel", "__len__", "is_floating_point",
                "is_complex", "get_device", "dtype", "device", "is_contiguous", "requires_grad",
@@ -70,8 +74,11 @@ class _LiveValues:
         return entry[1] if entry is not None and entry[0]() is tensor else None
 
 class _Recorder(TorchFunctionMode):
-    def __init__(self, model: nn.Module, is_leaf: Callable[[nn.Module], bool]):
+    def __init__(self, model: nn.Module, is_leaf: Callable[[nn.Module], bool],
+                 real_device: torch.device | None = None):
         super().__init__()
+        self.on_meta = real_device is not None  # weights on meta: see structprune.trace.meta
+        self.real_device = real_device
         self.model = model
         self.is_leaf = is_leaf
         self.names = {m: n for n, m in model.named_modules(remove_duplicate=False)}
@@ -145,10 +152,14 @@ class _Recorder(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
+        name = op_name(func)
+        if self.on_meta and name not in IGNORED_OPS:
+            call_args, call_kwargs = meta_call_args(name, args, kwargs, self.real_device)
+            out = func(*call_args, **call_kwargs)
+        else:
+            out = func(*args, **kwargs)
         if self.leaf_depth:
             return out
-        name = op_name(func)
         if name in ("shape", "size") and args and isinstance(args[0], torch.Tensor):
             self.note_shape_read(args[0], args[1:] + tuple(kwargs.values()))
         if name in IGNORED_OPS:
@@ -219,9 +230,29 @@ def trace_model(
     is_leaf: Callable[[nn.Module], bool],
     forward_fn: Callable | None = None,
     output_transform: Callable | None = None,
+    meta_first: bool = True,
 ) -> Trace:
-    """Run ``model`` once on ``example_inputs`` and record every call (the model is not changed)."""
-    recorder = _Recorder(model, is_leaf)
+    """Run ``model`` once on ``example_inputs`` and record every call (the model is not changed).
+
+    With ``meta_first`` (default) the forward first runs with ``meta`` stand-ins of the weights
+    (:mod:`structprune.trace.meta`): the trace records shapes only, so it is the same trace
+    without the arithmetic.  Code that reads values computed from weights raises there, and the
+    real forward is traced instead.
+    """
+    if meta_first and can_run_on_meta(model):
+        try:
+            with meta_weights(model):
+                return _trace(model, example_inputs, is_leaf, forward_fn, output_transform, on_meta=True)
+        except Exception as error:  # value-dependent code, a device mix, a kernel without meta
+            logger.debug("tracing with meta weights failed (%s: %s); tracing the real forward",
+                         type(error).__name__, error)
+    return _trace(model, example_inputs, is_leaf, forward_fn, output_transform)
+
+
+def _trace(model: nn.Module, example_inputs: Any, is_leaf: Callable[[nn.Module], bool],
+           forward_fn: Callable | None, output_transform: Callable | None, on_meta: bool = False) -> Trace:
+    real = [t.device for t in flatten_tensors(example_inputs) if not t.is_meta]
+    recorder = _Recorder(model, is_leaf, (real[0] if real else torch.device("cpu")) if on_meta else None)
     inputs = [recorder.new_value(t, "input") for t in flatten_tensors(example_inputs)]
     for t in flatten_tensors(example_inputs):
         recorder.keep_alive.append(t)
