@@ -112,3 +112,59 @@ def meta_weights(model: nn.Module) -> Iterator[None]:
                                    (module._modules, children)):
                 store.clear()
                 store.update(entries)
+
+
+# Output shapes of common ops computed directly: torch's meta kernels for them run Python
+# decompositions that cost ~10-30x an empty tensor.  Only out-of-place calls on meta operands.
+_LIKE_INPUT = {"relu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "mish", "elu", "leaky_relu",
+               "relu6", "dropout", "layer_norm", "batch_norm", "group_norm", "instance_norm", "rms_norm", "neg",
+               "rsqrt", "sqrt", "exp", "softmax", "log_softmax"}
+_BINARY = {"add", "sub", "mul", "div", "true_divide", "__add__", "__radd__", "__sub__", "__mul__", "__rmul__",
+           "__truediv__"}
+
+
+_INPLACE_AT = {"relu": 1, "relu6": 1, "hardswish": 1, "hardsigmoid": 1, "mish": 1, "silu": 1, "elu": 2,
+               "leaky_relu": 2, "dropout": 3}
+
+
+def meta_shortcut(name: str, args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """The output of op ``name`` on ``meta`` operands, made without running its meta kernel,
+    or ``None`` when it is not one of the ops handled here (the kernel then runs).  Like the
+    kernel's output it requires grad (and is no leaf) when an operand does under grad mode."""
+    if not args or not isinstance(args[0], torch.Tensor) or not args[0].is_meta or "out" in kwargs:
+        return None
+    out = _shortcut(name, args, kwargs)
+    if out is not None and torch.is_grad_enabled() \
+            and any(isinstance(a, torch.Tensor) and a.requires_grad for a in (*args, *kwargs.values())):
+        out = out.requires_grad_().clone()
+    return out
+
+
+def _shortcut(name: str, args: tuple, kwargs: dict) -> torch.Tensor | None:
+    first = args[0]
+    if not first.is_floating_point():
+        return None
+    if name in _LIKE_INPUT:
+        position = _INPLACE_AT.get(name)
+        if position is not None and kwargs.get("inplace", len(args) > position and args[position]):
+            return None
+        if kwargs.get("dtype") is not None or (len(args) > 2 and name.endswith("softmax")):
+            return None
+        return torch.empty_like(first)
+    if name in _BINARY and len(args) == 2 and set(kwargs) <= {"alpha"}:
+        other = args[1]
+        if isinstance(other, torch.Tensor):
+            if not other.is_meta:
+                return None
+            shape = torch.broadcast_shapes(first.shape, other.shape)
+        elif isinstance(other, (int, float)) and not isinstance(other, bool):
+            shape = first.shape
+        else:
+            return None
+        return torch.empty(shape, dtype=torch.result_type(first, other), device="meta")
+    if name == "linear":
+        weight = args[1] if len(args) > 1 else kwargs.get("weight")
+        if isinstance(weight, torch.Tensor) and weight.ndim == 2 and weight.dtype == first.dtype \
+                and first.ndim >= 1 and first.shape[-1] == weight.shape[1]:
+            return torch.empty((*first.shape[:-1], weight.shape[0]), dtype=first.dtype, device="meta")
+    return None

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
-from structprune.trace.meta import can_run_on_meta, meta_call_args, meta_weights
+from structprune.trace.meta import can_run_on_meta, meta_call_args, meta_shortcut, meta_weights
 from structprune.trace.nodes import Node, ShapeRead, Trace, Value
 from structprune.trace.structure import flatten_tensors, map_tensors
 from structprune.trace.traced_int import traced_int_attributes
@@ -155,7 +155,9 @@ class _Recorder(TorchFunctionMode):
         name = op_name(func)
         if self.on_meta and name not in IGNORED_OPS:
             call_args, call_kwargs = meta_call_args(name, args, kwargs, self.real_device)
-            out = func(*call_args, **call_kwargs)
+            out = meta_shortcut(name, call_args, call_kwargs)
+            if out is None:
+                out = func(*call_args, **call_kwargs)
         else:
             out = func(*args, **kwargs)
         if self.leaf_depth:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from structprune.trace.meta import MetaMixError, meta_call_args, meta_weights
+from structprune.trace.meta import MetaMixError, meta_call_args, meta_shortcut, meta_weights
 from structprune.trace.tracer import trace_model
 
 
@@ -81,3 +81,21 @@ def test_mixed_operands_move_to_meta_but_never_write_into_real_tensors():
     except MetaMixError:
         return
     raise AssertionError("an in-place op into a real tensor must not run on meta")
+
+
+def test_shortcut_outputs_match_the_meta_kernels():
+    x = torch.empty(2, 5, 8, device="meta", requires_grad=True) * 1.0
+    w = torch.empty(3, 8, device="meta")
+    for name, args, kwargs, fn in [
+        ("gelu", (x,), {}, torch.nn.functional.gelu),
+        ("layer_norm", (x, (8,)), {}, torch.nn.functional.layer_norm),
+        ("add", (x, torch.empty(8, device="meta", dtype=torch.float64)), {}, torch.add),
+        ("__mul__", (x, 2), {}, lambda a, b: a * b),
+        ("linear", (x, w), {}, torch.nn.functional.linear),
+    ]:
+        fast, slow = meta_shortcut(name, args, kwargs), fn(*args, **kwargs)
+        assert (fast.shape, fast.dtype, fast.requires_grad) == (slow.shape, slow.dtype, slow.requires_grad)
+        assert fast.grad_fn is not None
+    assert meta_shortcut("relu", (x, True), {}) is None  # in place: the kernel runs
+    assert meta_shortcut("div", (x, x), {"rounding_mode": "floor"}) is None
+    assert meta_shortcut("gelu", (torch.ones(2),), {}) is None  # real operands: the real op runs
