@@ -96,7 +96,8 @@ class Group:
         self.root = root
         self.units = units
         self.idxs = [int(i) for i in idxs]
-        self.gids = {int(graph.solution.group_of[u]) for u in units}
+        self.gids = set(graph.solution.group_of[torch.as_tensor(units, dtype=torch.long)].unique().tolist()) \
+            if units else set()
 
     @classmethod
     def whole(cls, graph: "DependencyGraph", root: Target, gid: int) -> "Group":
@@ -146,7 +147,7 @@ class Group:
         return mask
 
     def member_targets(self) -> list[Target]:
-        return [t for t in self.graph.targets if t.groups & self.gids]
+        return members_of(self.graph, self.gids)
 
     def plan(self, idxs: Sequence[int] | None = None) -> list[tuple[Target, list[int]]]:
         """For each target, the channel indices that removing units ``idxs`` takes away."""
@@ -246,6 +247,20 @@ class Group:
     def _spanning_tree(self) -> list[tuple[Target | OpTarget, Target | OpTarget]]:
         """Dependencies in breadth-first order along the data flow, starting at the root."""
         return spanning_tree(self.graph, self.root, self._ordered_targets(), self.gids)
+
+
+def members_of(graph: "DependencyGraph", gids: set[int]) -> list[Target]:
+    """The graph's targets that touch any of channel spaces ``gids``, in the graph's order
+    (from an index built once per target list: a target's spaces are fixed when it is made)."""
+    index = getattr(graph, "_targets_by_group", None)
+    if index is None or index[0] is not graph.targets or index[1] != len(graph.targets):
+        by_group: dict[int, list[int]] = {}
+        for position, target in enumerate(graph.targets):
+            for gid in target.groups:
+                by_group.setdefault(gid, []).append(position)
+        index = graph._targets_by_group = (graph.targets, len(graph.targets), by_group)
+    positions = sorted({p for gid in gids for p in index[2].get(gid, ())})
+    return [graph.targets[p] for p in positions]
 
 
 def _short(idxs: list[int], limit: int = 20) -> str:
