@@ -16,6 +16,7 @@ from structprune.pruner.config_limits import ConfigLimits, apply_config_limits
 from structprune.pruner.groups import GroupRecord, find_groups
 from structprune.pruner.options import build_options
 from structprune.pruner.selection import Limits, global_removals, lowest
+from structprune.trace.gc_pause import gc_paused, paused_gc
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class BasePruner:
       :meth:`structprune.DependencyGraph.build_dependency`.
     """
 
+    @gc_paused
     def __init__(self, model: nn.Module, example_inputs: Any, importance: Importance | Callable | None = None,
                  global_pruning: bool = False, pruning_ratio: float | None = None,
                  pruning_ratio_dict: dict | None = None, max_pruning_ratio: float | None = None,
@@ -115,8 +117,9 @@ class BasePruner:
         groups = self._next_step()
         if interactive:
             return groups
-        for group in groups:
-            self._prune(group)
+        with paused_gc():
+            for group in groups:
+                self._prune(group)
         return None
 
     def reset(self) -> None:

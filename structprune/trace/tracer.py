@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
+from structprune.trace.gc_pause import gc_paused
 from structprune.trace.meta import can_run_on_meta, meta_call_args, meta_shortcut, meta_weights
 from structprune.trace.nodes import Node, ShapeRead, Trace, Value
 from structprune.trace.structure import flatten_tensors, map_tensors
@@ -226,6 +227,7 @@ class _Recorder(TorchFunctionMode):
             stack.callback(module.register_forward_hook(self.post_hook, with_kwargs=True, always_call=True).remove)
 
 
+@gc_paused
 def trace_model(
     model: nn.Module,
     example_inputs: Any,
