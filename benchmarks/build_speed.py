@@ -1,31 +1,46 @@
-"""Graph-building speed and a plain 50% prune, structprune side by side with Torch-Pruning.
+"""Pruner construction and ``step()`` speed, structprune side by side with Torch-Pruning.
 
-For each model: the median time of ``DependencyGraph().build_dependency(model, example_inputs)``
-over ``--runs`` runs after one warm-up (same model, same inputs, gradients enabled as a user
-would run it), for each library; then, on a fresh copy, whether
-``MagnitudePruner(model, example_inputs, importance=MagnitudeImportance(p=2), pruning_ratio=0.5,
-ignored_layers=[final classifier or lm_head]).step()`` succeeds and the pruned model runs with
-the same output shapes.  Nothing else is passed to either library (no ``num_heads``, no
-``unwrapped_parameters``): what a user gets with no hints.  Torch-Pruning is an optional peer
-(``pip install torch-pruning`` or the ``bench`` extra); without it its columns say so.
+For each model, median seconds over ``--runs`` runs after one warm-up, the two libraries taking
+turns within each run (so a change in machine load hits both alike):
+
+* **build**: ``MagnitudePruner(model, example_inputs, importance=MagnitudeImportance(p=2),
+  pruning_ratio=0.5, ignored_layers=[classifier / lm_head])`` (trace + graph + groups);
+* **ratio step**: ``step()`` of that pruner on a fresh copy of the model (construction not timed);
+  the pruned model must then run with the same output shapes;
+* **MACs step**: reach half the MACs (``speedup=2.0``).  structprune: one ``step()``.  Torch-Pruning
+  has no MACs target: its documented way (its ``benchmarks/main.py``, ``progressive_pruning``) is a
+  pruner with ``pruning_ratio=1.0`` and many ``iterative_steps``, stepping and recounting with
+  ``count_ops_and_params`` until the goal is met; timed from the first step to the last count;
+* **params step**: the same for half the parameters (``target_params``).
+
+Nothing else is passed to structprune.  Torch-Pruning gets, for the LLM shapes, the hints its
+LLM example passes (``num_heads`` of q/k/v, ``output_transform=lambda out: out.logits``); every
+Hugging Face model is built with ``use_cache=False`` so that its output has no cache.  A job that
+runs past ``--timeout`` seconds is stopped and reported.  Models too large for this machine's memory
+are analysed on ``meta`` (construction only: there are no weights to score).  Torch-Pruning is an
+optional peer (``pip install torch-pruning`` or the ``bench`` extra); without it its columns say so.
 Writes ``results/build_speed.json`` and ``results/build_speed.md``.
 
 Example::
 
-    python -m benchmarks.build_speed --threads 2 --runs 3
+    python -m benchmarks.build_speed --models resnet50 convnext_tiny --runs 5
+    python -m benchmarks.build_speed --quick      # tiny models, one run: a smoke test
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
+import signal
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -34,16 +49,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 RESULTS = Path(__file__).parent / "results"
 PEER = "Torch-Pruning"
 MISSING = f"{PEER} not installed"
+LIBS = ("structprune", PEER)
+MODES = ("build", "ratio", "macs", "params")
+
+
+@dataclass
+class Spec:
+    """How to build one benchmark model: ``build() -> (model, inputs, ignored layers)``."""
+
+    build: Callable[[], tuple[torch.nn.Module, Any, list]]
+    meta: bool = False  # construction only (no weights)
+    peer_hints: Callable[[torch.nn.Module], dict] | None = None
 
 
 @dataclass
 class Side:
-    """One library's numbers for one model (JSON-ready)."""
+    """One library's numbers for one model (JSON-ready): median seconds per mode, or an error."""
 
-    build_s: float | None = None
-    build_error: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
     prune_ok: bool = False
-    prune_error: str = ""
     params_after: int = 0
 
 
@@ -54,53 +79,83 @@ class Row:
     forward_s: float | None
     structprune: Side
     peer: Side
+    note: str = ""
 
 
 # ---------------------------------------------------------------- models
 
 
-def _torchvision(name: str, head: Callable) -> Callable:
+def _torchvision(name: str, head: Callable) -> Spec:
     def build():
         from torchvision import models
         model = models.get_model(name, weights=None)
         return model, torch.rand(1, 3, 224, 224), [head(model)]
-    return build
+    return Spec(build)
 
 
-def _timm(name: str) -> Callable:
+def _timm(name: str) -> Spec:
     def build():
         import timm
         model = timm.create_model(name, pretrained=False)
         return model, torch.rand(1, 3, 224, 224), [model.get_classifier()]
-    return build
+    return Spec(build)
 
 
-def _llama():
-    import transformers as hf
-    config = hf.LlamaConfig(vocab_size=1000, hidden_size=256, intermediate_size=688, num_hidden_layers=4,
-                            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
-    model = hf.LlamaForCausalLM(config)
-    return model, {"input_ids": torch.randint(0, 1000, (1, 32))}, [model.lm_head]
+def _llama_hints(model: torch.nn.Module) -> dict:
+    """What Torch-Pruning's LLM example passes: heads of q/k/v and the logits as the output."""
+    config, heads = model.config, {}
+    for name, module in model.named_modules():
+        if name.endswith("self_attn"):
+            heads[module.q_proj] = config.num_attention_heads
+            heads[module.k_proj] = heads[module.v_proj] = config.num_key_value_heads
+    return {"num_heads": heads, "output_transform": lambda out: out.logits}
 
 
-def _bert():
-    import transformers as hf
-    config = hf.BertConfig(vocab_size=1000, hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
-                           intermediate_size=1024, max_position_embeddings=128, num_labels=2)
-    model = hf.BertForSequenceClassification(config)
-    return model, {"input_ids": torch.randint(0, 1000, (1, 32))}, [model.classifier]
+def _llama(hidden: int, layers: int, ffn: int, heads: int, kv: int, dtype=torch.float32, meta: bool = False) -> Spec:
+    def build():
+        import transformers as hf
+        config = hf.LlamaConfig(vocab_size=1000, hidden_size=hidden, intermediate_size=ffn, num_hidden_layers=layers,
+                                num_attention_heads=heads, num_key_value_heads=kv, max_position_embeddings=128,
+                                use_cache=False)
+        with torch.device("meta" if meta else "cpu"):
+            model = hf.LlamaForCausalLM(config).to(dtype)
+        ids = torch.randint(0, 1000, (1, 32), device="meta" if meta else "cpu")
+        return model, {"input_ids": ids}, [model.lm_head]
+    return Spec(build, meta=meta, peer_hints=_llama_hints)
 
 
-MODELS: dict[str, Callable[[], tuple[torch.nn.Module, Any, list]]] = {
+def _bert(hidden: int, layers: int, heads: int, ffn: int) -> Spec:
+    def build():
+        import transformers as hf
+        config = hf.BertConfig(vocab_size=1000, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                               intermediate_size=ffn, max_position_embeddings=128, num_labels=2, use_cache=False)
+        model = hf.BertForSequenceClassification(config)
+        return model, {"input_ids": torch.randint(0, 1000, (1, 32))}, [model.classifier]
+    return Spec(build)
+
+
+MODELS: dict[str, Spec] = {
     "resnet18": _torchvision("resnet18", lambda m: m.fc),
     "resnet50": _torchvision("resnet50", lambda m: m.fc),
     "mobilenet_v2": _torchvision("mobilenet_v2", lambda m: m.classifier[1]),
-    "vit_b_16": _torchvision("vit_b_16", lambda m: m.heads.head),
+    "efficientnet_b0": _torchvision("efficientnet_b0", lambda m: m.classifier[1]),
     "convnext_tiny": _torchvision("convnext_tiny", lambda m: m.classifier[2]),
+    "densenet121": _torchvision("densenet121", lambda m: m.classifier),
+    "swin_t": _torchvision("swin_t", lambda m: m.head),
+    "vit_b_16": _torchvision("vit_b_16", lambda m: m.heads.head),
     "timm/vit_small_patch16_224": _timm("vit_small_patch16_224"),
     "timm/swin_tiny_patch4_window7_224": _timm("swin_tiny_patch4_window7_224"),
-    "hf/llama (hidden 256, 4 layers)": _llama,
-    "hf/bert (hidden 256, 4 layers)": _bert,
+    "hf/bert-base shape (12 layers, hidden 768)": _bert(768, 12, 12, 3072),
+    "hf/llama (hidden 256, 4 layers)": _llama(256, 4, 688, 4, 2),
+    "hf/llama narrow (hidden 512, 32 layers, GQA 8/2)": _llama(512, 32, 1376, 8, 2),
+    "hf/Llama-3.2-1B shape (16 layers, hidden 2048, bf16)": _llama(2048, 16, 8192, 32, 8, torch.bfloat16),
+    "hf/Llama-3-8B shape (32 layers, hidden 4096, meta)": _llama(4096, 32, 14336, 32, 8, meta=True),
+}
+
+QUICK_MODELS: dict[str, Spec] = {
+    "resnet18": MODELS["resnet18"],
+    "hf/llama (hidden 64, 2 layers)": _llama(64, 2, 128, 4, 2),
+    "hf/llama (hidden 64, 2 layers, meta)": _llama(64, 2, 128, 4, 2, meta=True),
 }
 
 
@@ -138,131 +193,233 @@ def _error_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}"[:200]
 
 
-def _median_times(jobs: dict[str, Callable[[], Any]], runs: int) -> dict[str, tuple[float | None, str]]:
+class JobTimeout(Exception):
+    """A job ran past ``--timeout``."""
+
+
+@contextmanager
+def time_limit(seconds: int) -> Iterator[None]:
+    """Raise :class:`JobTimeout` in the main thread after ``seconds`` (SIGALRM; 0 = no limit)."""
+    def stop(*_):
+        raise JobTimeout(f"stopped after {seconds} s")
+    if not seconds or not hasattr(signal, "SIGALRM"):
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def count_macs(lib: Any, model: torch.nn.Module, inputs: Any) -> float:
+    return float(lib.utils.count_ops_and_params(model, example_inputs=inputs)[0])
+
+
+def count_params(model: torch.nn.Module) -> float:
+    return float(sum(p.numel() for p in model.parameters()))
+
+
+class Bench:
+    """The jobs of one model: each returns the seconds of its timed part."""
+
+    def __init__(self, name: str, spec: Spec, libs: dict[str, Any], peer_steps: int):
+        self.name, self.spec, self.libs, self.peer_steps = name, spec, libs, peer_steps
+        torch.manual_seed(0)
+        self.model, self.inputs, ignored = spec.build()
+        self.model.eval()
+        self.ignored_names = [n for n, m in self.model.named_modules() if any(m is i for i in ignored)]
+
+    def fresh(self) -> tuple[torch.nn.Module, list]:
+        """A copy of the unpruned model and its ignored layers."""
+        model = copy.deepcopy(self.model)
+        return model, [model.get_submodule(n) for n in self.ignored_names]
+
+    def pruner(self, label: str, model: torch.nn.Module, ignored: list, **options: Any) -> Any:
+        lib = self.libs[label]
+        if label == PEER and self.spec.peer_hints is not None:
+            options = {**self.spec.peer_hints(model), **options}
+        return lib.pruner.MagnitudePruner(model, self.inputs, importance=lib.importance.MagnitudeImportance(p=2),
+                                          ignored_layers=ignored, **options)
+
+    def build(self, label: str) -> float:
+        model, ignored = self.model, [self.model.get_submodule(n) for n in self.ignored_names]
+        start = time.perf_counter()
+        self.pruner(label, model, ignored, pruning_ratio=0.5)
+        return time.perf_counter() - start
+
+    def ratio(self, label: str) -> float:
+        model, ignored = self.fresh()
+        pruner = self.pruner(label, model, ignored, pruning_ratio=0.5)
+        start = time.perf_counter()
+        pruner.step()
+        return time.perf_counter() - start
+
+    def target(self, label: str, metric: str) -> float:
+        model, ignored = self.fresh()
+        if metric == "macs":
+            lib = self.libs[label]
+            measure = lambda: count_macs(lib, model, self.inputs)  # noqa: E731
+        else:
+            measure = lambda: count_params(model)  # noqa: E731
+        goal = measure() / 2
+        if label == "structprune":
+            option = {"speedup": 2.0} if metric == "macs" else {"target_params": goal}
+            pruner = self.pruner(label, model, ignored, **option)
+            start = time.perf_counter()
+            pruner.step()
+            return time.perf_counter() - start
+        pruner = self.pruner(label, model, ignored, pruning_ratio=1.0, iterative_steps=self.peer_steps)
+        start = time.perf_counter()
+        for _ in range(self.peer_steps):  # Torch-Pruning's progressive pruning
+            pruner.step()
+            if measure() <= goal:
+                break
+        return time.perf_counter() - start
+
+    def check_prune(self, label: str, side: Side) -> None:
+        """Prune a copy by 50% and check that the output shapes hold."""
+        model, ignored = self.fresh()
+        before = output_shapes(_call(model, self.inputs))
+        try:
+            self.pruner(label, model, ignored, pruning_ratio=0.5).step()
+            after = output_shapes(_call(model, self.inputs))
+        except Exception as error:  # the row says why
+            side.errors.setdefault("ratio", _error_line(error))
+            return
+        side.params_after = int(count_params(model))
+        side.prune_ok = before == after
+        if not side.prune_ok:
+            side.errors["ratio"] = f"output shapes changed: {before[:2]} -> {after[:2]}"
+
+
+def median_times(jobs: dict[tuple[str, str], Callable[[], float]], runs: int,
+                 timeout: int) -> dict[tuple[str, str], tuple[float | None, str]]:
     """Median seconds of each job over ``runs`` rounds after one warm-up round, or its error.
 
     The jobs take turns within each round, so a change in machine load hits them all alike."""
-    times: dict[str, list[float]] = {label: [] for label in jobs}
-    errors: dict[str, str] = {}
+    times: dict[tuple[str, str], list[float]] = {key: [] for key in jobs}
+    errors: dict[tuple[str, str], str] = {}
     for round_ in range(runs + 1):
-        for label, job in jobs.items():
-            if label in errors:
+        for key, job in jobs.items():
+            if key in errors:
                 continue
-            start = time.perf_counter()
             try:
-                job()
-            except Exception as error:  # a library that cannot trace the model: reported, not raised
-                errors[label] = _error_line(error)
+                with time_limit(timeout):
+                    seconds = job()
+            except Exception as error:  # a library that cannot do it: reported, not raised
+                errors[key] = _error_line(error)
                 continue
             if round_:
-                times[label].append(time.perf_counter() - start)
-    return {label: (None, errors[label]) if label in errors else (round(statistics.median(times[label]), 3), "")
-            for label in jobs}
+                times[key].append(seconds)
+    return {key: (None, errors[key]) if key in errors else (round(statistics.median(times[key]), 4), "")
+            for key in jobs}
 
 
-def time_builds(libs: dict[str, Any], model: torch.nn.Module, inputs: Any, runs: int) -> dict:
-    """``{"forward": ..., label: ...}``: one plain forward (the floor of any tracing) and each
-    installed library's ``DependencyGraph().build_dependency`` on the same model and inputs."""
-    def build(lib):
-        return lambda: lib.DependencyGraph().build_dependency(model, example_inputs=inputs)
-
-    def forward():
-        return model(**inputs) if isinstance(inputs, dict) else model(inputs)
-
-    jobs = {"forward": forward, **{label: build(lib) for label, lib in libs.items() if lib is not None}}
-    return _median_times(jobs, runs)
+def _forward_seconds(bench: Bench, runs: int) -> float:
+    seconds = []
+    for _ in range(runs + 1):
+        start = time.perf_counter()
+        bench.model(**bench.inputs) if isinstance(bench.inputs, dict) else bench.model(bench.inputs)
+        seconds.append(time.perf_counter() - start)
+    return round(statistics.median(seconds[1:]), 4)
 
 
-def try_prune(lib: Any, model: torch.nn.Module, inputs: Any, ignored: list, side: Side) -> None:
-    """Prune ``model`` by 50% with ``lib``'s magnitude pruner and check the output shapes hold."""
-    before = output_shapes(_call(model, inputs))
-    try:
-        pruner = lib.pruner.MagnitudePruner(model, inputs, importance=lib.importance.MagnitudeImportance(p=2),
-                                            pruning_ratio=0.5, ignored_layers=ignored)
-        pruner.step()
-        after = output_shapes(_call(model, inputs))
-    except Exception as error:  # the row says why
-        side.prune_error = _error_line(error)
-        return
-    side.params_after = sum(p.numel() for p in model.parameters())
-    side.prune_ok = before == after
-    side.prune_error = "" if side.prune_ok else f"output shapes changed: {before[:2]} -> {after[:2]}"
-
-
-def _build(name: str) -> tuple[torch.nn.Module, Any, list]:
-    """The same model, inputs and ignored layers on every call (seeded), in eval mode."""
-    torch.manual_seed(0)
-    model, inputs, ignored = MODELS[name]()
-    return model.eval(), inputs, ignored
-
-
-def measure(name: str, runs: int) -> Row:
+def measure(name: str, spec: Spec, runs: int, modes: tuple[str, ...], timeout: int, peer_steps: int) -> Row:
     """Both libraries on one model (the peer's side says so when it is not installed)."""
-    model, inputs, _ = _build(name)
     libs = libraries()
-    timed = time_builds(libs, model, inputs, runs)
-    row = Row(name, sum(p.numel() for p in model.parameters()), timed["forward"][0], Side(), Side())
-    for label, lib in libs.items():
+    bench = Bench(name, spec, libs, peer_steps)
+    modes = ("build",) if spec.meta else modes
+    jobs: dict[tuple[str, str], Callable[[], float]] = {}
+    for mode in modes:
+        for label in LIBS:
+            if libs[label] is None:
+                continue
+            if mode == "build":
+                jobs[(mode, label)] = lambda label=label: bench.build(label)
+            elif mode == "ratio":
+                jobs[(mode, label)] = lambda label=label: bench.ratio(label)
+            else:
+                jobs[(mode, label)] = lambda label=label, mode=mode: bench.target(label, mode)
+    timed = median_times(jobs, runs, timeout)
+    row = Row(name, int(count_params(bench.model)), None if spec.meta else _forward_seconds(bench, runs),
+              Side(), Side(), "meta: construction only" if spec.meta else "")
+    for label in LIBS:
         side = row.structprune if label == "structprune" else row.peer
-        if lib is None:
-            side.build_error = side.prune_error = MISSING
+        if libs[label] is None:
+            side.errors = {mode: MISSING for mode in modes}
             continue
-        side.build_s, side.build_error = timed[label]
-        try_prune(lib, *_build(name), side)
+        for mode in modes:
+            seconds, error = timed[(mode, label)]
+            if seconds is not None:
+                side.seconds[mode] = seconds
+            else:
+                side.errors[mode] = error
+        if "ratio" in modes:
+            bench.check_prune(label, side)
     return row
 
 
 # ---------------------------------------------------------------- reporting
 
-NOTES = [
-    "The Llama config is used as built (`use_cache=True`, the default): its output then holds a key/value cache, "
-    f"which is what {PEER}'s graph build trips over. With `config.use_cache=False` its graph builds, but in one "
-    f"try here its `MagnitudePruner` constructor was still computing groups (`get_all_groups`) after 90 s and was "
-    "stopped; that variant is not in the table.",
-]
+
+def _cell(side: Side, mode: str) -> str:
+    if mode in side.seconds:
+        return f"{side.seconds[mode]:.3f}"
+    error = side.errors.get(mode, "")
+    if error == MISSING:
+        return "not installed"
+    return f"**fail**: {error}" if error else "-"
 
 
-def _build_cell(side: Side) -> str:
-    if side.build_s is not None:
-        return f"{side.build_s:.3f}"
-    return MISSING if side.build_error == MISSING else f"**fail**: {side.build_error}"
+def _speedup(row: Row, mode: str) -> str:
+    ours, peer = row.structprune.seconds.get(mode), row.peer.seconds.get(mode)
+    if ours and peer:
+        return f"{peer / ours:.1f}x"
+    if ours and row.peer.errors.get(mode, MISSING) != MISSING:
+        return "peer fails"
+    return "-"
 
 
 def _prune_cell(side: Side, params: int) -> str:
     if side.prune_ok:
         return f"ok ({params / 1e6:.2f} -> {side.params_after / 1e6:.2f} M)"
-    return "not installed" if side.prune_error == MISSING else f"**fail**: {side.prune_error}"
-
-
-def _speedup(row: Row) -> str:
-    ours, peer = row.structprune.build_s, row.peer.build_s
-    return f"{peer / ours:.1f}x" if ours and peer else "-"
+    error = side.errors.get("ratio", "")
+    return "-" if not error else ("not installed" if error == MISSING else "fail")
 
 
 def table_rows(rows: list[Row]) -> list[str]:
-    """One Markdown table line per model."""
+    """One Markdown table line per model: per mode, both times and the ratio, then the prune outcome."""
     lines = []
     for r in rows:
-        forward = f"{r.forward_s:.3f}" if r.forward_s is not None else "-"
-        cells = [r.name, f"{r.params / 1e6:.2f}", forward, _build_cell(r.structprune), _build_cell(r.peer), _speedup(r),
-                 _prune_cell(r.structprune, r.params), _prune_cell(r.peer, r.params)]
+        cells = [r.name + (f" ({r.note})" if r.note else ""), f"{r.params / 1e6:.2f}",
+                 f"{r.forward_s:.3f}" if r.forward_s is not None else "-"]
+        for mode in MODES:
+            cells += [_cell(r.structprune, mode), _cell(r.peer, mode), _speedup(r, mode)]
+        cells += [_prune_cell(r.structprune, r.params), _prune_cell(r.peer, r.params)]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return lines
 
 
 def markdown_table(rows: list[Row], threads: int, runs: int, peer_version: str, load: str = "") -> str:
-    """The report: how it was measured, then one line per model."""
-    header = [f"# Graph-building speed: structprune vs {PEER}", "",
-              f"`DependencyGraph().build_dependency(model, example_inputs)`: median seconds of {runs} runs after "
-              f"one warm-up, the libraries (and a plain forward, the floor of any tracing) taking turns within "
-              f"each run; CPU, {threads} torch threads{load}, random weights, 224 px images / 32 tokens. "
-              f"Prune: `MagnitudePruner(importance=MagnitudeImportance(p=2), pruning_ratio=0.5, "
-              f"ignored_layers=[classifier / lm_head]).step()` with no other hints, then the pruned model must "
-              f"run with the same output shapes. {PEER} {peer_version}.", "",
-              f"| model | params M | forward s | structprune build s | {PEER} build s | {PEER} / structprune "
-              f"| structprune prune | {PEER} prune |",
-              "|---|---|---|---|---|---|---|---|"]
-    return "\n".join(header + table_rows(rows) + ["", *NOTES]) + "\n"
+    """The report: how it was measured, then one line per model (sp = structprune, TP = the peer)."""
+    columns = ["model", "params M", "forward s"]
+    for mode in MODES:
+        columns += [f"{mode} sp s", f"{mode} TP s", f"{mode} TP/sp"]
+    columns += ["sp 50% prune", "TP 50% prune"]
+    header = [f"# Pruner speed: structprune (sp) vs {PEER} (TP)", "",
+              f"Median seconds of {runs} runs after one warm-up, the two libraries taking turns within each run; "
+              f"CPU, {threads} torch threads{load}, random weights, 224 px images / 32 tokens. "
+              "build: `MagnitudePruner(..., pruning_ratio=0.5, ignored_layers=[classifier / lm_head])`; ratio: its "
+              "`step()`; macs / params: reach half the MACs / params (structprune: one `step()` with `speedup=2.0` / "
+              f"`target_params`; {PEER}: its progressive loop of `step()` and a recount). Errors are the library's. "
+              f"{PEER} {peer_version}.", "",
+              "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    errors = [f"- {r.name}, {lib} {mode}: {error}" for r in rows for lib, side in (("sp", r.structprune), ("TP", r.peer))
+              for mode, error in side.errors.items() if error != MISSING and len(error) > 60]
+    return "\n".join(header + table_rows(rows) + ([""] + errors if errors else [])) + "\n"
 
 
 def write_results(rows: list[Row], text: str, out: Path) -> None:
@@ -273,26 +430,44 @@ def write_results(rows: list[Row], text: str, out: Path) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="*", choices=list(MODELS), help="only these models")
+    parser.add_argument("--models", nargs="*", help=f"only these models (substrings of: {', '.join(MODELS)})")
+    parser.add_argument("--modes", nargs="*", choices=MODES, default=list(MODES), help="what to time (default all)")
+    parser.add_argument("--quick", action="store_true", help="tiny models and one run (a smoke test)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    parser.add_argument("--runs", type=int, default=3, help="timed runs after one warm-up (default 3)")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs after one warm-up (default 5)")
+    parser.add_argument("--timeout", type=int, default=300, help="seconds before a job is stopped (default 300)")
+    parser.add_argument("--peer-steps", type=int, default=100,
+                        help=f"iterative_steps of {PEER}'s progressive loop for MACs / params targets (default 100)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where JSON and Markdown go")
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
+def selected(args: argparse.Namespace) -> dict[str, Spec]:
+    """The models to run: the quick set, or the full set filtered by ``--models`` substrings."""
+    pool = QUICK_MODELS if args.quick else MODELS
+    if not args.models:
+        return pool
+    chosen = {name: spec for name, spec in pool.items() if any(m in name for m in args.models)}
+    if not chosen:
+        raise SystemExit(f"build_speed: no model matches {args.models}; choose among: {', '.join(pool)}")
+    return chosen
+
+
+def main(argv: list[str] | None = None) -> list[Row]:
     args = parse_args(argv)
+    runs = 1 if args.quick else args.runs
     torch.set_num_threads(args.threads)
     peer = libraries()[PEER]
     rows, start_load = [], os.getloadavg()[0]
-    for name in args.models or list(MODELS):
-        rows.append(measure(name, args.runs))
+    for name, spec in selected(args).items():
+        rows.append(measure(name, spec, runs, tuple(args.modes), args.timeout, args.peer_steps))
         print(table_rows(rows[-1:])[0], flush=True)
     load = f" (1-minute load average {start_load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end)"
     version = getattr(peer, "__version__", "") if peer else "not installed"
-    text = markdown_table(rows, args.threads, args.runs, version, load)
+    text = markdown_table(rows, args.threads, runs, version, load)
     write_results(rows, text, args.out)
     print(text)
+    return rows
 
 
 if __name__ == "__main__":

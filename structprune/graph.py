@@ -17,6 +17,7 @@ from structprune.group import Group, ignored_out_axes
 from structprune.layers.base import LayerPruner, layer_pruner_for
 from structprune.targets import Target
 from structprune.tied import tie_shared_tensors
+from structprune.trace.gc_pause import gc_paused
 from structprune.trace.nodes import Node, Trace
 from structprune.trace.tracer import trace_model
 
@@ -48,6 +49,7 @@ class DependencyGraph(GraphCompat):
         self._pruning_history: list[list] = []
 
     # building ----------------------------------------------------------------------------
+    @gc_paused
     def build_dependency(
         self,
         model: nn.Module,

@@ -122,7 +122,8 @@ class Group(GroupCompat):
         self.root = root
         self.units = units
         self.idxs = [int(i) for i in idxs]
-        self.gids = set(graph.solution.group_of[torch.tensor(units, dtype=torch.long)].tolist()) if units else set()
+        self.gids = set(graph.solution.group_of[torch.as_tensor(units, dtype=torch.long)].unique().tolist()) \
+            if units else set()
         self.released = released  # output-pinned classes an explicit request may remove (or None)
         self.added: list[GroupItem] = []  # Torch-Pruning's add_dep
 
@@ -179,7 +180,7 @@ class Group(GroupCompat):
         return mask
 
     def member_targets(self) -> list[Target]:
-        members = [t for t in self.graph.targets if t.groups & self.gids]
+        members = members_of(self.graph, self.gids)
         if self.released is not None:  # output-pinned dims are in no target's groups: find them by class
             units = torch.tensor(self.units, dtype=torch.long)
             seen = set(map(id, members))
@@ -312,6 +313,20 @@ def _is_depthwise(target) -> bool:
     m = target.module
     return isinstance(target, Target) and target.is_layer and isinstance(m, nn.modules.conv._ConvNd) \
         and m.groups > 1 and m.groups == m.in_channels == m.out_channels
+
+
+def members_of(graph: "DependencyGraph", gids: set[int]) -> list[Target]:
+    """The graph's targets that touch any of channel spaces ``gids``, in the graph's order
+    (from an index built once per target list: a target's spaces are fixed when it is made)."""
+    index = getattr(graph, "_targets_by_group", None)
+    if index is None or index[0] is not graph.targets or index[1] != len(graph.targets):
+        by_group: dict[int, list[int]] = {}
+        for position, target in enumerate(graph.targets):
+            for gid in target.groups:
+                by_group.setdefault(gid, []).append(position)
+        index = graph._targets_by_group = (graph.targets, len(graph.targets), by_group)
+    positions = sorted({p for gid in gids for p in index[2].get(gid, ())})
+    return [graph.targets[p] for p in positions]
 
 
 def _short(idxs: list[int], limit: int = 20) -> str:

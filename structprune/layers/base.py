@@ -69,8 +69,11 @@ def attribute_pruner_for(module: nn.Module) -> "LayerPruner | None":
 
 
 def keep_indices(size: int, idxs: Sequence[int]) -> torch.Tensor:
-    removed = set(int(i) for i in idxs)
-    return torch.tensor([i for i in range(size) if i not in removed], dtype=torch.long)
+    """Indices ``0..size-1`` without ``idxs`` (indices outside that range are ignored)."""
+    removed = torch.as_tensor([int(i) for i in idxs], dtype=torch.long)
+    keep = torch.ones(size, dtype=torch.bool)
+    keep[removed[(removed >= 0) & (removed < size)]] = False
+    return torch.nonzero(keep).flatten()
 
 
 def prune_tensor(module: nn.Module, name: str, axis: int, idxs: Sequence[int]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import torch
 import torch.nn as nn
 
 from structprune.flow.context import FlowContext
@@ -30,17 +31,22 @@ def removed_groups(channels: int, groups: int, idxs: Sequence[int]) -> tuple[lis
     """Split removed channel ``idxs`` into whole groups and per-group positions (same in every
     remaining group); raise if the removal would make groups unequal."""
     per = channels // groups
-    removed = set(int(i) for i in idxs)
-    whole = [g for g in range(groups) if all(g * per + p in removed for p in range(per))]
-    left = [g for g in range(groups) if g not in whole]
-    positions = sorted({i % per for i in removed if i // per in left})
-    for g in left:
-        if sorted(i % per for i in removed if i // per == g) != positions:
-            raise ValueError(
-                f"removing {len(removed)} channels (group {g} loses positions "
-                f"{sorted(i % per for i in removed if i // per == g)[:8]}...) would leave conv groups of unequal size; "
-                "remove whole groups or the same positions in every group")
-    return whole, positions
+    removed = torch.as_tensor([int(i) for i in idxs], dtype=torch.long)
+    mask = torch.zeros(groups * per, dtype=torch.bool)
+    mask[removed[(removed >= 0) & (removed < groups * per)]] = True
+    rows = mask.view(groups, per)
+    whole_rows = rows.all(dim=1)
+    left = rows[~whole_rows]
+    union = left.any(dim=0)
+    unequal = torch.nonzero((left != union).any(dim=1)).flatten()
+    if len(unequal):
+        g = int(torch.nonzero(~whole_rows).flatten()[unequal[0]])
+        lost = torch.nonzero(rows[g]).flatten().tolist()
+        raise ValueError(
+            f"removing {len(set(removed.tolist()))} channels (group {g} loses positions "
+            f"{lost[:8]}...) would leave conv groups of unequal size; "
+            "remove whole groups or the same positions in every group")
+    return torch.nonzero(whole_rows).flatten().tolist(), torch.nonzero(union).flatten().tolist()
 
 
 class ConvPruner(LayerPruner):

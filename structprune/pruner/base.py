@@ -19,6 +19,7 @@ from structprune.pruner.groups import GroupRecord, find_groups
 from structprune.pruner.heads import HeadCounts
 from structprune.pruner.options import build_options
 from structprune.pruner.selection import Limits, global_removals, lowest
+from structprune.trace.gc_pause import gc_paused, paused_gc
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class BasePruner(PrunerCompat):
       :meth:`structprune.DependencyGraph.build_dependency`.
     """
 
+    @gc_paused
     def __init__(self, model: nn.Module, example_inputs: Any, importance: Importance | Callable | None = None,
                  global_pruning: bool = False, pruning_ratio: float | None = None,
                  pruning_ratio_dict: dict | None = None, max_pruning_ratio: float | None = None,
@@ -130,8 +132,9 @@ class BasePruner(PrunerCompat):
         groups = self._next_step()
         if interactive:
             return self._then_recount(groups)
-        for group in groups:
-            self._prune(group)
+        with paused_gc():
+            for group in groups:
+                self._prune(group)
         self._head_counts.refresh(self.DG)
         return None
 

@@ -23,6 +23,7 @@ from structprune.graph import DependencyGraph
 from structprune.group import Group
 from structprune.pruner.options import PruningOptions
 from structprune.targets import Target
+from structprune.trace.gc_pause import gc_paused
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ def out_modules(group: Group) -> tuple:
     return tuple(t.module for t in members if t.is_layer and t.dim == "out")
 
 
+@gc_paused
 def find_groups(graph: DependencyGraph, options: PruningOptions) -> list[GroupRecord]:
     """Every group the pruner may prune, with the reason for each one left out (logged)."""
     ignored_tensors = {id(t) for t in options.ignored_tensors}

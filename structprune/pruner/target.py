@@ -47,13 +47,19 @@ class TargetSearch:
         self.ratio = 0.0
 
     def measure(self) -> float:
-        """The model's MACs (or parameter count) now."""
+        """The model's MACs (or parameter count) now (a MACs count is reused while no parameter
+        or buffer of the model has changed shape: the count reads shapes only)."""
         if self.metric == "params":
             return float(sum(p.numel() for p in self.pruner.model.parameters()))
+        shapes = tuple(tuple(t.shape) for t in (*self.pruner.model.parameters(), *self.pruner.model.buffers()))
+        cached = getattr(self, "_counted", None)
+        if cached is not None and cached[0] == shapes:
+            return cached[1]
         from structprune.utils import count_ops_and_params
         macs, _ = count_ops_and_params(self.pruner.model, self.pruner.example_inputs,
                                        forward_fn=self.pruner.forward_fn,
                                        output_transform=self.pruner.output_transform)
+        self._counted = (shapes, float(macs))
         return float(macs)
 
     def goal(self, step: int) -> float:

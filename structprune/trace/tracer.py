@@ -11,6 +11,7 @@ runs leaf modules inside (reentrant checkpointing) is traced through instead.
 
 from __future__ import annotations
 
+import logging
 import weakref
 from contextlib import ExitStack, contextmanager
 from typing import Any, Callable, Iterator
@@ -21,9 +22,13 @@ from torch.overrides import TorchFunctionMode
 
 from structprune.trace.calling import SPREAD, WHOLE, call_model, call_style, can_pass_whole, neither_call_worked
 from structprune.trace.calling import run_forward  # noqa: F401  (re-exported: callers import it from here)
+from structprune.trace.gc_pause import gc_paused
+from structprune.trace.meta import can_run_on_meta, meta_call_args, meta_shortcut, meta_weights
 from structprune.trace.nodes import Node, ShapeRead, Trace, Value
 from structprune.trace.structure import flatten_tensors, map_tensors
 from structprune.trace.traced_int import traced_int_attributes
+
+logger = logging.getLogger(__name__)
 
 IGNORED_OPS = {"shape", "size", "dim", "ndimension", "numel", "__len__", "is_floating_point",
                "is_complex", "get_device", "dtype", "device", "is_contiguous", "requires_grad",
@@ -60,8 +65,11 @@ class _LiveValues:
         return entry[1] if entry is not None and entry[0]() is tensor else None
 
 class _Recorder(TorchFunctionMode):
-    def __init__(self, model: nn.Module, is_leaf: Callable[[nn.Module], bool]):
+    def __init__(self, model: nn.Module, is_leaf: Callable[[nn.Module], bool],
+                 real_device: torch.device | None = None):
         super().__init__()
+        self.on_meta = real_device is not None  # weights on meta: see structprune.trace.meta
+        self.real_device = real_device
         self.model = model
         self.is_leaf = is_leaf
         self.names = {m: n for n, m in model.named_modules(remove_duplicate=False)}
@@ -135,10 +143,16 @@ class _Recorder(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
+        name = op_name(func)
+        if self.on_meta and name not in IGNORED_OPS:
+            call_args, call_kwargs = meta_call_args(name, args, kwargs, self.real_device)
+            out = meta_shortcut(name, call_args, call_kwargs)
+            if out is None:
+                out = func(*call_args, **call_kwargs)
+        else:
+            out = func(*args, **kwargs)
         if self.leaf_depth:
             return out
-        name = op_name(func)
         if name in ("shape", "size") and args and isinstance(args[0], torch.Tensor):
             self.note_shape_read(args[0], args[1:] + tuple(kwargs.values()))
         if name in IGNORED_OPS:
@@ -203,27 +217,14 @@ class _Recorder(TorchFunctionMode):
             stack.callback(module.register_forward_hook(self.post_hook, with_kwargs=True, always_call=True).remove)
 
 
-@contextmanager
-def buffers_restored(model: nn.Module) -> Iterator[None]:
-    """Put every buffer back as it was on exit: a forward in training mode updates batch-norm
-    running statistics (towards the example input's) and counters, which tracing must not do."""
-    saved = [(module, name, buffer, buffer.detach().clone()) for module in model.modules()
-             for name, buffer in module._buffers.items() if buffer is not None]
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for module, name, buffer, value in saved:
-                buffer.copy_(value)
-                module._buffers[name] = buffer
-
-
+@gc_paused
 def trace_model(
     model: nn.Module,
     example_inputs: Any,
     is_leaf: Callable[[nn.Module], bool],
     forward_fn: Callable | None = None,
     output_transform: Callable | None = None,
+    meta_first: bool = True,
 ) -> Trace:
     """Run ``model`` once on ``example_inputs`` and record every call (the model is not changed).
 
@@ -231,16 +232,21 @@ def trace_model(
     module's ``training`` flag is restored afterwards.  Inputs follow Torch-Pruning's calling
     conventions (:mod:`structprune.trace.calling`); if spreading a sequence fails, the trace
     starts again with the sequence passed whole.
+
+    With ``meta_first`` (default) the forward first runs with ``meta`` stand-ins of the weights
+    (:mod:`structprune.trace.meta`): the trace records shapes only, so it is the same trace
+    without the arithmetic.  Code that reads values computed from weights raises there, and the
+    real forward is traced instead.
     """
     style = None if forward_fn is not None else call_style(model, example_inputs)
     with eval_mode(model):
         try:
-            return _trace_once(model, example_inputs, is_leaf, forward_fn, output_transform, style)
+            return _trace_meta_first(model, example_inputs, is_leaf, forward_fn, output_transform, style, meta_first)
         except Exception as first:
             if style != SPREAD or not can_pass_whole(model, example_inputs):
                 raise
             try:
-                return _trace_once(model, example_inputs, is_leaf, None, output_transform, WHOLE)
+                return _trace_meta_first(model, example_inputs, is_leaf, None, output_transform, WHOLE, meta_first)
             except Exception as second:
                 raise neither_call_worked(model, first, second) from first
 
@@ -257,8 +263,21 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
             module.training = training
 
 
-def _trace_once(model, example_inputs, is_leaf, forward_fn, output_transform, style) -> Trace:
-    recorder = _Recorder(model, is_leaf)
+def _trace_meta_first(model, example_inputs, is_leaf, forward_fn, output_transform, style, meta_first) -> Trace:
+    """The trace with meta stand-ins of the weights if the model allows it, else of the real forward."""
+    if meta_first and can_run_on_meta(model):
+        try:
+            with meta_weights(model):
+                return _trace_once(model, example_inputs, is_leaf, forward_fn, output_transform, style, on_meta=True)
+        except Exception as error:  # value-dependent code, a device mix, a kernel without meta
+            logger.debug("tracing with meta weights failed (%s: %s); tracing the real forward",
+                         type(error).__name__, error)
+    return _trace_once(model, example_inputs, is_leaf, forward_fn, output_transform, style)
+
+
+def _trace_once(model, example_inputs, is_leaf, forward_fn, output_transform, style, on_meta: bool = False) -> Trace:
+    real = [t.device for t in flatten_tensors(example_inputs) if not t.is_meta]
+    recorder = _Recorder(model, is_leaf, (real[0] if real else torch.device("cpu")) if on_meta else None)
     inputs = [recorder.new_value(t, "input") for t in flatten_tensors(example_inputs)]
     for t in flatten_tensors(example_inputs):
         recorder.keep_alive.append(t)

@@ -1,27 +1,52 @@
-"""The build-speed report formats its rows (nothing here is timed)."""
+"""The speed report formats its rows, and its model filter and job timeout work (nothing timed)."""
 
 from __future__ import annotations
 
+import time
+
+import pytest
 import torch
 
-from benchmarks.build_speed import MISSING, Row, Side, markdown_table, output_shapes, table_rows
+from benchmarks.build_speed import (MISSING, MODELS, QUICK_MODELS, JobTimeout, Row, Side, markdown_table,
+                                    median_times, output_shapes, parse_args, selected, table_rows)
 
 
 def _row(peer: Side) -> Row:
-    return Row("resnet18", 11_689_512, 0.05, Side(build_s=0.1, prune_ok=True, params_after=3_000_000), peer)
+    ours = Side(seconds={"build": 0.1, "ratio": 0.2, "macs": 0.3, "params": 0.4}, prune_ok=True, params_after=3_000_000)
+    return Row("resnet18", 11_689_512, 0.05, ours, peer)
 
 
-def test_rows_show_times_ratio_and_prune_outcome():
-    line = table_rows([_row(Side(build_s=0.25, prune_error="ValueError: bad | split"))])[0]
-    assert line.startswith("| resnet18 | 11.69 | 0.050 | 0.100 | 0.250 | 2.5x | ok (11.69 -> 3.00 M) |")
-    assert "**fail**: ValueError: bad \\| split" in line
+def test_rows_show_times_ratios_and_prune_outcome():
+    peer = Side(seconds={"build": 0.25, "macs": 0.9}, errors={"ratio": "ValueError: bad | split", "params": "x"})
+    line = table_rows([_row(peer)])[0]
+    assert line.startswith("| resnet18 | 11.69 | 0.050 | 0.100 | 0.250 | 2.5x | 0.200 | **fail**: ValueError: bad \\| split "
+                           "| peer fails | 0.300 | 0.900 | 3.0x | 0.400 | **fail**: x | peer fails |")
+    assert line.endswith("| ok (11.69 -> 3.00 M) | fail |")
 
 
-def test_missing_peer_and_failed_build_are_spelled_out():
-    line = table_rows([_row(Side(build_error=MISSING, prune_error=MISSING))])[0]
-    assert f"| {MISSING} |" in line and "| - |" in line and line.endswith("| not installed |")
-    table = markdown_table([_row(Side(build_error=MISSING, prune_error=MISSING))], 2, 3, "not installed")
-    assert table.count("\n| resnet18 |") == 1 and "median seconds of 3 runs" in table
+def test_missing_peer_is_spelled_out():
+    peer = Side(errors={m: MISSING for m in ("build", "ratio", "macs", "params")})
+    line = table_rows([_row(peer)])[0]
+    assert "| not installed | - |" in line and line.endswith("| not installed |")
+    table = markdown_table([_row(peer)], 2, 3, "not installed")
+    assert table.count("\n| resnet18 |") == 1 and "Median seconds of 3 runs" in table
+
+
+def test_model_filter_and_quick_set():
+    assert list(selected(parse_args(["--models", "resnet50", "narrow"]))) == [
+        "resnet50", next(n for n in MODELS if "narrow" in n)]
+    assert selected(parse_args(["--quick"])) == QUICK_MODELS
+    with pytest.raises(SystemExit):
+        selected(parse_args(["--models", "no-such-model"]))
+
+
+def test_jobs_alternate_and_a_slow_job_is_stopped():
+    order = []
+    jobs = {("build", "a"): lambda: order.append("a") or 1.0,
+            ("build", "b"): lambda: order.append("b") or time.sleep(3) or 2.0}
+    result = median_times(jobs, runs=2, timeout=1)
+    assert order[:2] == ["a", "b"] and result[("build", "a")] == (1.0, "")
+    assert result[("build", "b")][0] is None and JobTimeout.__name__ in result[("build", "b")][1]
 
 
 def test_output_shapes_walks_tuples_and_dicts():

@@ -1,0 +1,170 @@
+"""Run a model's forward with its weights on ``meta``: the trace reads only shapes, so the
+arithmetic on weights is wasted work.
+
+:func:`meta_weights` swaps every parameter and buffer of a model for a ``meta`` stand-in of the
+same shape, dtype and class, and on exit puts the model back exactly as it was: the original
+tensors, and every module attribute the forward set or replaced (a cached mask, a running
+statistic, a lazily built table) restored, so no ``meta`` tensor is left behind.
+
+The example inputs stay real, so whatever the code computes from the inputs alone (attention
+masks, position ids, a check for packed sequences) is computed exactly as in the real forward;
+:func:`meta_call_args` moves the real operands of an op that also takes a ``meta`` one to
+``meta``.  Code whose control flow reads values computed from weights (``.item()``, ``bool(t)``,
+``nonzero``) raises on ``meta``, as does an in-place op writing ``meta`` values into a real
+tensor; the tracer then traces the real forward instead, so a graph built this way is the one
+the real forward gives.
+
+Example::
+
+    with meta_weights(model):
+        model(example_inputs)   # under a recorder that applies meta_call_args to every op
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import torch
+import torch.nn as nn
+
+from structprune.trace.structure import flatten_tensors, map_tensors
+
+
+def can_run_on_meta(model: nn.Module) -> bool:
+    """False for models whose tensors cannot be stood in for (lazy modules, parametrisations,
+    tensor subclasses other than ``nn.Parameter``)."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.lazy.LazyModuleMixin) or hasattr(module, "parametrizations"):
+            return False
+        for tensor in list(module._parameters.values()) + list(module._buffers.values()):
+            if tensor is not None and type(tensor) not in (torch.Tensor, nn.Parameter):
+                return False
+    return True
+
+
+class MetaMixError(RuntimeError):
+    """An op would write values computed on ``meta`` into a real tensor."""
+
+
+_IN_PLACE_DUNDERS = {f"__i{n}__" for n in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "and", "or",
+                                              "xor", "lshift", "rshift", "matmul")}
+
+
+def _to_meta(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor if tensor.is_meta else tensor.to("meta")
+
+
+def _is_meta_device(device: Any) -> bool:
+    return isinstance(device, (str, torch.device)) and torch.device(device).type == "meta"
+
+
+def meta_call_args(name: str, args: tuple, kwargs: dict, real_device: torch.device) -> tuple[tuple, dict]:
+    """The op's arguments with real tensors moved to ``meta`` when some operand is ``meta``
+    (unchanged when all are real or all are ``meta``); :class:`MetaMixError` for an in-place
+    op or an ``out=`` argument that would receive ``meta`` values in a real tensor.
+
+    An op on real tensors only (or none, a factory) asked for ``device=meta``
+    (``torch.arange(n, device=hidden.device)``) makes its tensor on ``real_device`` instead:
+    its values do not depend on the weights, and code may read them (a position-id check)."""
+    tensors = flatten_tensors((args, kwargs))
+    on_meta = sum(t.is_meta for t in tensors)
+    if not on_meta and "device" in kwargs and _is_meta_device(kwargs["device"]):
+        return args, {**kwargs, "device": real_device}
+    if len(tensors) < 2:
+        return args, kwargs
+    if on_meta in (0, len(tensors)):
+        return args, kwargs
+    if name.endswith("_") or name in _IN_PLACE_DUNDERS or name == "__setitem__" or "out" in kwargs:
+        raise MetaMixError(f"{name} would write meta values into a real tensor")
+    return map_tensors(args, _to_meta), map_tensors(kwargs, _to_meta)
+
+
+def _stand_in(tensor: torch.Tensor) -> torch.Tensor:
+    meta = torch.empty_like(tensor, device="meta")
+    if isinstance(tensor, nn.Parameter):
+        return nn.Parameter(meta, requires_grad=tensor.requires_grad)
+    return meta.requires_grad_(tensor.requires_grad) if tensor.is_floating_point() else meta
+
+
+@contextmanager
+def meta_weights(model: nn.Module) -> Iterator[None]:
+    """Parameters and buffers on ``meta`` inside the block (tied tensors stay tied); the model's
+    tensors and module attributes exactly as before afterwards."""
+    saved = [(m, dict(vars(m)), dict(m._parameters), dict(m._buffers), dict(m._modules)) for m in model.modules()]
+    stand_ins: dict[int, torch.Tensor] = {}
+    try:
+        for module, _, params, buffers, _ in saved:
+            for store, entries in ((module._parameters, params), (module._buffers, buffers)):
+                for key, tensor in entries.items():
+                    if tensor is not None:
+                        if id(tensor) not in stand_ins:
+                            stand_ins[id(tensor)] = _stand_in(tensor)
+                        store[key] = stand_ins[id(tensor)]
+        yield
+    finally:
+        for module, attributes, params, buffers, children in saved:
+            state = vars(module)
+            for key in [k for k in state if k not in attributes]:
+                del state[key]
+            state.update(attributes)
+            for store, entries in ((module._parameters, params), (module._buffers, buffers),
+                                   (module._modules, children)):
+                store.clear()
+                store.update(entries)
+
+
+# Output shapes of common ops computed directly: torch's meta kernels for them run Python
+# decompositions that cost ~10-30x an empty tensor.  Only out-of-place calls on meta operands.
+_LIKE_INPUT = {"relu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "mish", "elu", "leaky_relu",
+               "relu6", "dropout", "layer_norm", "batch_norm", "group_norm", "instance_norm", "rms_norm", "neg",
+               "rsqrt", "sqrt", "exp", "softmax", "log_softmax"}
+_BINARY = {"add", "sub", "mul", "div", "true_divide", "__add__", "__radd__", "__sub__", "__mul__", "__rmul__",
+           "__truediv__"}
+
+
+_INPLACE_AT = {"relu": 1, "relu6": 1, "hardswish": 1, "hardsigmoid": 1, "mish": 1, "silu": 1, "elu": 2,
+               "leaky_relu": 2, "dropout": 3}
+
+
+def meta_shortcut(name: str, args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """The output of op ``name`` on ``meta`` operands, made without running its meta kernel,
+    or ``None`` when it is not one of the ops handled here (the kernel then runs).  Like the
+    kernel's output it requires grad (and is no leaf) when an operand does under grad mode."""
+    if not args or not isinstance(args[0], torch.Tensor) or not args[0].is_meta or "out" in kwargs:
+        return None
+    out = _shortcut(name, args, kwargs)
+    if out is not None and torch.is_grad_enabled() \
+            and any(isinstance(a, torch.Tensor) and a.requires_grad for a in (*args, *kwargs.values())):
+        out = out.requires_grad_().clone()
+    return out
+
+
+def _shortcut(name: str, args: tuple, kwargs: dict) -> torch.Tensor | None:
+    first = args[0]
+    if not first.is_floating_point():
+        return None
+    if name in _LIKE_INPUT:
+        position = _INPLACE_AT.get(name)
+        if position is not None and kwargs.get("inplace", len(args) > position and args[position]):
+            return None
+        if kwargs.get("dtype") is not None or (len(args) > 2 and name.endswith("softmax")):
+            return None
+        return torch.empty_like(first)
+    if name in _BINARY and len(args) == 2 and set(kwargs) <= {"alpha"}:
+        other = args[1]
+        if isinstance(other, torch.Tensor):
+            if not other.is_meta:
+                return None
+            shape = torch.broadcast_shapes(first.shape, other.shape)
+        elif isinstance(other, (int, float)) and not isinstance(other, bool):
+            shape = first.shape
+        else:
+            return None
+        return torch.empty(shape, dtype=torch.result_type(first, other), device="meta")
+    if name == "linear":
+        weight = args[1] if len(args) > 1 else kwargs.get("weight")
+        if isinstance(weight, torch.Tensor) and weight.ndim == 2 and weight.dtype == first.dtype \
+                and first.ndim >= 1 and first.shape[-1] == weight.shape[1]:
+            return torch.empty((*first.shape[:-1], weight.shape[0]), dtype=first.dtype, device="meta")
+    return None
