@@ -217,6 +217,21 @@ class _Recorder(TorchFunctionMode):
             stack.callback(module.register_forward_hook(self.post_hook, with_kwargs=True, always_call=True).remove)
 
 
+@contextmanager
+def buffers_restored(model: nn.Module) -> Iterator[None]:
+    """Put every buffer back as it was on exit: a forward in training mode updates batch-norm
+    running statistics (towards the example input's) and counters, which tracing must not do."""
+    saved = [(module, name, buffer, buffer.detach().clone()) for module in model.modules()
+             for name, buffer in module._buffers.items() if buffer is not None]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for module, name, buffer, value in saved:
+                buffer.copy_(value)
+                module._buffers[name] = buffer
+
+
 @gc_paused
 def trace_model(
     model: nn.Module,
