@@ -16,7 +16,7 @@ conv), scored on the input-channel slices only; a group with no recorded layer g
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
@@ -24,7 +24,7 @@ import torch.nn as nn
 
 from structprune.group import Group
 from structprune.importance.base import SliceImportance, register_importance
-from structprune.importance.calibration import InputNorms, aligned, all_reduce_
+from structprune.importance.calibration import InputNorms, aligned, recorded_then_reduced
 from structprune.importance.magnitude import MagnitudeImportance
 from structprune.importance.slices import UnitSlice
 
@@ -39,15 +39,9 @@ class InputMagnitudes:
         self.target_types = tuple(target_types)
         self.sums: dict[nn.Module, torch.Tensor] = {}
 
-    @contextmanager
-    def recording(self, model: nn.Module) -> Iterator[None]:
+    def recording(self, model: nn.Module) -> AbstractContextManager:
         hooks = [m.register_forward_hook(self._record) for m in model.modules() if isinstance(m, self.target_types)]
-        try:
-            yield
-        finally:
-            for hook in hooks:
-                hook.remove()
-            all_reduce_(list(self.sums.values()))
+        return recorded_then_reduced(hooks, lambda: list(self.sums.values()))
 
     @torch.no_grad()
     def _record(self, module: nn.Module, inputs: tuple, output: Any) -> None:

@@ -9,8 +9,8 @@ shapes when scoring with :func:`aligned`, which drops the rows that pruning has 
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Callable, Iterator
 
 import torch
 import torch.nn as nn
@@ -24,6 +24,17 @@ def all_reduce_(tensors: list[torch.Tensor]) -> None:
         return
     for tensor in tensors:
         torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.SUM)
+
+
+@contextmanager
+def recorded_then_reduced(handles: list, statistics: Callable[[], list[torch.Tensor]]) -> Iterator[None]:
+    """Keep the hook ``handles`` for the block; then remove them and sum ``statistics()`` over ranks."""
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        all_reduce_(statistics())
 
 
 def aligned(graph, s: UnitSlice, stats: torch.Tensor, axis: int) -> torch.Tensor | None:
@@ -90,15 +101,9 @@ class InputNorms:
         squares = self.squares.get(module)
         return None if squares is None else squares.sqrt()
 
-    @contextmanager
-    def recording(self, model: nn.Module) -> Iterator[None]:
+    def recording(self, model: nn.Module) -> AbstractContextManager:
         handles = [m.register_forward_pre_hook(self._hook) for m in model.modules() if isinstance(m, nn.Linear)]
-        try:
-            yield
-        finally:
-            for handle in handles:
-                handle.remove()
-            all_reduce_(list(self.squares.values()) + list(self.tokens.values()))
+        return recorded_then_reduced(handles, lambda: list(self.squares.values()) + list(self.tokens.values()))
 
     def _hook(self, module: nn.Module, args: tuple) -> None:
         x = args[0].detach()
