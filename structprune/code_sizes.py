@@ -74,7 +74,7 @@ def _fixed_bound(graph, bound) -> bool:
     pruning updates (neither tied to a dim nor owned by a layer with a pruner)."""
     if not isinstance(bound, int):
         return False
-    if not isinstance(bound, TracedInt) or not bound.adaptive:
+    if not isinstance(bound, TracedInt) or not bound.sources or not bound.adaptive:
         return True
     return not _adapts(graph, bound) and not all(graph.pruner_of(m) is not None for m, _ in bound.sources)
 
@@ -108,7 +108,7 @@ def _pin_fixed_slice_bounds(graph) -> None:
 
 def _adapts(graph, size) -> bool:
     """A size made only of attributes that pruning keeps in step (and of fixed factors)."""
-    if not isinstance(size, TracedInt) or not size.adaptive:
+    if not isinstance(size, TracedInt) or not size.sources or not size.adaptive:
         return False
     tied = {(id(a.module), a.name) for a in graph.size_attributes}
     return all((id(module), name) in tied for module, name in size.sources)
@@ -141,11 +141,18 @@ class _ShapeReads:
     def __init__(self, graph) -> None:
         self.graph = graph
         self.by_scope: dict[str, tuple[list[int], list]] = {}
+        self.escapes = graph.trace.escapes
         for r in sorted(graph.trace.shape_reads, key=lambda r: r.position):
             if r.value in graph.value_dims:
                 positions, reads = self.by_scope.setdefault(r.scope, ([], []))
                 positions.append(r.position)
                 reads.append(r)
+
+    def escaped(self, node: Node) -> bool:
+        """Whether a shape number lost its provenance before ``node``, in its module or one around it."""
+        scope = node.scope
+        return any(e.position <= node.index and (e.scope == scope or e.scope == "" or scope.startswith(e.scope + "."))
+                   for e in self.escapes)
 
     def before(self, node: Node):
         """``(size, classes)`` of every dim read in ``node``'s scope before it."""
@@ -167,28 +174,53 @@ def _from_int_attributes(size: int) -> bool:
 
 def _check_dim(graph, node: Node, axis: int, size: int, reads: _ShapeReads) -> None:
     units = free_units(graph, graph.dim_classes(node.outputs[0], axis))
-    if not _from_config(size) and not _from_int_attributes(size):  # maybe a read (``H // self.stride[0]``)
-        sources = [free_units(graph, c) for n, c in reads.before(node) if n == size]
+    read_dims = _read_dims(graph, size)
+    if read_dims is not None and size.exact:  # ``C`` of ``B, N, C = x.shape``, as read
+        sources = free_units(graph, read_dims[0])
+        if sources != units:
+            reason = f"{node.describe()} sizes dim {axis} with {size}, read from a dim of other units"
+            pin_groups(graph, set(units) | sources, reason)
+        return
+    if read_dims is None and not _from_config(size) and not _from_int_attributes(size) and reads.escaped(node):
+        sources = [free_units(graph, c) for n, c in reads.before(node) if n == size]  # maybe a read
         if any(s == units for s in sources):
             return
         if sources:
             reason = f"{node.describe()} sizes dim {axis} with {size}, read from a dim of other units"
             pin_groups(graph, set(units).union(*sources), reason)
             return
-    _pin_computed(graph, node, axis, size, units, reads)
+    _pin_computed(graph, node, axis, size, units, reads, read_dims)
 
 
-def _pin_computed(graph, node: Node, axis: int, size: int, units: frozenset[int], reads: _ShapeReads) -> None:
-    """The dim's own units cannot change; nor can the sizes its number may be computed from
-    (for a number made from module attributes alone, no size read from a tensor)."""
+def _read_dims(graph, size) -> list[torch.Tensor] | None:
+    """The classes of the traced dims a number was computed from (``x.shape`` reads), or None when
+    it carries no such provenance (a literal, an attribute, or a read the trace lost)."""
+    if not isinstance(size, TracedInt) or not size.reads:
+        return None
+    dims = sorted(size.reads, key=lambda read: (read[0].index, read[1]))
+    if not all(v in graph.value_dims for v, _ in dims):
+        return None
+    return [graph.dim_classes(v, a) for v, a in dims]
+
+
+def _pin_computed(graph, node: Node, axis: int, size: int, units: frozenset[int], reads: _ShapeReads,
+                  read_dims: list[torch.Tensor] | None) -> None:
+    """The dim's own units cannot change; nor can the sizes its number was computed from: the
+    dims it was read from (traced), the dims sized by the attributes it was made of, and, when
+    the trace lost the provenance of some shape number here, the dims read in that module from
+    which it follows by multiplying or dividing by one of the call's sizes or module attributes.
+    A literal, or a number made from module attributes alone, comes from no tensor's shape."""
     attributes = getattr(size, "sources", frozenset())
-    factors = {int(k) for k in shape_args(node) or [] if k > 1}
-    factors |= {int(v) for module, name in attributes if isinstance(v := getattr(module, name, None), int) and v > 1}
     pinned = set(units)
-    from_reads = not (isinstance(size, TracedInt) and size.attributes_only)
-    for n, classes in reads.before(node) if from_reads else ():
-        if any((n % k == 0 and n // k == size) or n * k == size for k in factors):
-            pinned |= free_units(graph, classes)
+    for classes in read_dims or ():
+        pinned |= free_units(graph, classes)
+    from_reads = read_dims is None and reads.escaped(node) and not (isinstance(size, TracedInt) and size.attributes_only)
+    if from_reads:
+        factors = {int(k) for k in shape_args(node) or [] if k > 1}
+        factors |= {int(v) for module, name in attributes if isinstance(v := getattr(module, name, None), int) and v > 1}
+        for n, classes in reads.before(node):
+            if any((n % k == 0 and n // k == size) or n * k == size for k in factors):
+                pinned |= free_units(graph, classes)
     for attr in graph.size_attributes:
         if (attr.module, attr.name) in attributes:
             for classes in attr.classes:

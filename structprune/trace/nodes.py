@@ -98,6 +98,15 @@ class ShapeRead:
     axes: tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class ShapeEscape:
+    """Before node ``position``, in ``scope``, a number computed from a traced shape became a plain
+    int or a float (``int(C / 4)``, ``len(x)``): a plain int seen later may come from a shape."""
+
+    position: int
+    scope: str
+
+
 @dataclass
 class Trace:
     """Everything one forward pass showed: nodes in execution order and the model's interface."""
@@ -109,3 +118,4 @@ class Trace:
     values: list[Value]
     module_names: dict[nn.Module, str]
     shape_reads: list[ShapeRead] = field(default_factory=list)
+    escapes: list[ShapeEscape] = field(default_factory=list)

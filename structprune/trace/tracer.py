@@ -24,9 +24,9 @@ from structprune.trace.calling import SPREAD, WHOLE, call_model, call_style, can
 from structprune.trace.calling import run_forward  # noqa: F401  (re-exported: callers import it from here)
 from structprune.trace.gc_pause import gc_paused
 from structprune.trace.meta import can_run_on_meta, meta_call_args, meta_shortcut, meta_weights
-from structprune.trace.nodes import Node, ShapeRead, Trace, Value
+from structprune.trace.nodes import Node, ShapeEscape, ShapeRead, Trace, Value
 from structprune.trace.structure import flatten_tensors, map_tensors
-from structprune.trace.traced_int import traced_int_attributes
+from structprune.trace.traced_int import TracedInt, escape_log, paused_escapes, traced_int_attributes
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ IGNORED_OPS = {"shape", "size", "dim", "ndimension", "numel", "__len__", "is_flo
                "is_complex", "get_device", "dtype", "device", "is_contiguous", "requires_grad",
                "__format__", "__repr__", "__bool__", "item", "tolist", "data_ptr", "stride",
                "storage_offset", "element_size", "nelement", "__hash__", "__eq_ident__"}
+SIZE_OPS = {"shape", "size", "__len__", "numel", "nelement"}
 
 
 def op_name(func: Callable) -> str:
@@ -78,6 +79,7 @@ class _Recorder(TorchFunctionMode):
         self.values: list[Value] = []
         self.nodes: list[Node] = []
         self.shape_reads: list[ShapeRead] = []
+        self.escapes: list[ShapeEscape] = []
         self.live = _LiveValues()
         self.keep_alive: list[torch.Tensor] = []
         self.scope: list[str] = []
@@ -122,11 +124,27 @@ class _Recorder(TorchFunctionMode):
 
         return map_tensors(obj, convert), found
 
-    def note_shape_read(self, tensor: torch.Tensor, which: tuple) -> None:
+    def note_shape_read(self, tensor: torch.Tensor, which: tuple) -> Value:
         """Remember that code read (some of) ``tensor``'s sizes here: a later reshape may use them."""
         value = self.value_of(tensor)
         axes = tuple(int(a) % max(value.ndim, 1) for a in which if isinstance(a, int)) or tuple(range(value.ndim))
         self.shape_reads.append(ShapeRead(len(self.nodes), self.scope[-1] if self.scope else "", value, axes))
+        return value
+
+    def shape_read(self, name: str, tensor: torch.Tensor, which: tuple, out: Any) -> Any:
+        """``x.shape`` / ``x.size(d)`` give TracedInts naming the dims they were read from;
+        ``len(x)`` and ``x.numel()`` give plain ints, so they count as a lost provenance."""
+        value = self.note_shape_read(tensor, which if name == "size" else (0,) if name == "__len__" else ())
+        if isinstance(out, torch.Size):
+            return torch.Size(TracedInt.read(n, value, a) for a, n in enumerate(out))
+        if name == "size" and type(out) is int and which and isinstance(which[0], int):
+            return TracedInt.read(out, value, int(which[0]) % max(value.ndim, 1))
+        self.note_escape()
+        return out
+
+    def note_escape(self) -> None:
+        """A number computed from a traced shape became a plain int or a float here."""
+        self.escapes.append(ShapeEscape(len(self.nodes), self.scope[-1] if self.scope else ""))
 
     # recording ----------------------------------------------------------------------------
     def record(self, op: str, func, args, kwargs, outputs: list[torch.Tensor], module=None) -> Node:
@@ -142,7 +160,10 @@ class _Recorder(TorchFunctionMode):
         return node
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
+        with paused_escapes():
+            return self._handle(func, args, kwargs or {})
+
+    def _handle(self, func, args, kwargs):
         name = op_name(func)
         if self.on_meta and name not in IGNORED_OPS:
             call_args, call_kwargs = meta_call_args(name, args, kwargs, self.real_device)
@@ -153,8 +174,8 @@ class _Recorder(TorchFunctionMode):
             out = func(*args, **kwargs)
         if self.leaf_depth:
             return out
-        if name in ("shape", "size") and args and isinstance(args[0], torch.Tensor):
-            self.note_shape_read(args[0], args[1:] + tuple(kwargs.values()))
+        if name in SIZE_OPS and args and isinstance(args[0], torch.Tensor):
+            return self.shape_read(name, args[0], args[1:] + tuple(kwargs.values()), out)
         if name in IGNORED_OPS:
             return out
         outputs = flatten_tensors(out)
@@ -173,6 +194,10 @@ class _Recorder(TorchFunctionMode):
             self.leaf_depth += 1
 
     def post_hook(self, module, args, kwargs, output):
+        with paused_escapes(), torch._C.DisableTorchFunction():  # the recorder's own shape reads
+            self._post_hook(module, args, kwargs, output)
+
+    def _post_hook(self, module, args, kwargs, output):
         self.scope.pop()
         if self.is_leaf(module):
             self.leaf_depth -= 1
@@ -301,6 +326,7 @@ def _trace_once(model, example_inputs, is_leaf, forward_fn, output_transform, st
         recorder.hooks(stack)
         recorder.patch_autograd_function(stack)
         stack.enter_context(traced_int_attributes(model))
+        stack.enter_context(escape_log(recorder.note_escape))
         with recorder:
             if forward_fn is not None:
                 out = forward_fn(model, example_inputs)
@@ -309,4 +335,5 @@ def _trace_once(model, example_inputs, is_leaf, forward_fn, output_transform, st
             if output_transform is not None:
                 out = output_transform(out)
     outputs = [recorder.value_of(t) for t in flatten_tensors(out)]
-    return Trace(model, recorder.nodes, inputs, outputs, recorder.values, recorder.names, recorder.shape_reads)
+    return Trace(model, recorder.nodes, inputs, outputs, recorder.values, recorder.names, recorder.shape_reads,
+                 recorder.escapes)
