@@ -14,8 +14,14 @@ language-modelling loss, ``hessian``, each calibrated on WordNet glosses inside
   cache) time on CPU, pruned vs unpruned timed in alternation (``l2`` rows only: widths do not
   depend on the criterion).
 
+Rows marked ``(uneven)`` (``--uneven FAMILY ...``, default Llama) prune with global ranking and
+``uniform_layers=False``: each layer keeps its own FFN width / head counts, held in a registered
+``structprune_<family>`` config (:mod:`structprune.adapters.uneven`); widths are shown as the
+range over the layers.
+
 The 1B shape (hidden 2048, 16 layers, 32 query / 8 kv heads, FFN 8192) is pruned on ``meta`` for
-planning (random scores: no weights exist there): head counts before and after.  With
+planning (random scores: no weights exist there): head counts before and after; the same call
+with magnitude scores on real bf16 weights is :mod:`benchmarks.llm_1b`.  With
 ``--minilm`` the criteria are compared on the real all-MiniLM-L6-v2 (:mod:`benchmarks.llm_minilm`).
 Writes ``results/llm.json`` and ``results/llm.md``.
 
@@ -91,28 +97,45 @@ def calibrated(name: str, model, batches) -> Any:
     return imp
 
 
-def prune(model, ratio: float, importance, example) -> tp.pruner.BasePruner:
+UNEVEN = {"global_pruning": True, "uniform_layers": False}  # per-layer widths (structprune_* config)
+
+
+def prune(model, ratio: float, importance, example, uneven: bool = False) -> tp.pruner.BasePruner:
     pruner = tp.pruner.BasePruner(model, example, importance=importance, pruning_ratio=ratio,
                                   prune_num_heads=True, head_pruning_ratio=ratio, prune_head_dims=False,
-                                  ignored_layers=[model.lm_head], output_transform=lambda o: o.logits)
+                                  ignored_layers=[model.lm_head], output_transform=lambda o: o.logits,
+                                  **(UNEVEN if uneven else {}))
     pruner.step()
     model.zero_grad(set_to_none=True)
     return pruner
 
 
-def shape_summary(model) -> dict[str, int]:
-    """Widths read from the modules (not the config)."""
-    attention, mlp = model.model.layers[0].self_attn, model.model.layers[0].mlp
+def layer_shape(layer) -> tuple[int, int, int]:
+    """Query heads, key/value heads and FFN width of one decoder layer, read from its modules."""
+    attention = layer.self_attn
     kv_width = (attention.k_proj.out_features if hasattr(attention, "k_proj")
                 else attention.num_key_value_heads * attention.head_dim)
-    return {"hidden": model.model.embed_tokens.embedding_dim, "q_heads": attention.o_proj.in_features // attention.head_dim,
-            "kv_heads": kv_width // attention.head_dim, "ffn": mlp.down_proj.in_features}
+    return (attention.o_proj.in_features // attention.head_dim, kv_width // attention.head_dim,
+            layer.mlp.down_proj.in_features)
+
+
+def shape_summary(model) -> dict[str, Any]:
+    """Widths read from the modules (not the config); a list where the layers differ."""
+    shapes = list(zip(*(layer_shape(layer) for layer in model.model.layers)))
+    summary: dict[str, Any] = {"hidden": model.model.embed_tokens.embedding_dim}
+    for key, values in zip(("q_heads", "kv_heads", "ffn"), shapes):
+        summary[key] = values[0] if len(set(values)) == 1 else list(values)
+    return summary
 
 
 def config_matches(model) -> bool:
-    c, shapes = model.config, shape_summary(model)
-    return (c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.intermediate_size) == (
-        shapes["hidden"], shapes["q_heads"], shapes["kv_heads"], shapes["ffn"])
+    """The config (each layer's own where it has per-layer sizes) describes every layer's modules."""
+    c = model.config
+    if c.hidden_size != model.model.embed_tokens.embedding_dim:
+        return False
+    layers = c.per_layer_config if c.is_heterogeneous else [c] * len(model.model.layers)
+    return all((lc.num_attention_heads, lc.num_key_value_heads, lc.intermediate_size) == layer_shape(layer)
+               for lc, layer in zip(layers, model.model.layers))
 
 
 @torch.no_grad()
@@ -150,13 +173,14 @@ def speeds(before, after) -> dict[str, float]:
     return {"prefill_ms": prefill, "decode_ms_per_token": [g / 16 for g in gen]}
 
 
-def run_one(family: str, ratio: float, criterion: str, batches, timing: bool) -> dict[str, Any]:
+def run_one(family: str, ratio: float, criterion: str, batches, timing: bool, uneven: bool = False) -> dict[str, Any]:
     model = build(family)
     base_params, base_macs = count(model)
     example = batches[0]["input_ids"]
     start = time.perf_counter()
-    pruner = prune(model, ratio, calibrated(criterion, model, batches), example)
-    row = {"family": family, "ratio": ratio, "criterion": criterion, "prune_s": time.perf_counter() - start,
+    pruner = prune(model, ratio, calibrated(criterion, model, batches), example, uneven)
+    row = {"family": family + (" (uneven)" if uneven else ""), "ratio": ratio, "criterion": criterion,
+           "config_class": type(model.config).__name__, "prune_s": time.perf_counter() - start,
            **shape_summary(model), "config_matches": config_matches(model),
            "round_trip_max_diff": stock_round_trip(model, example), "generate_matches": generate_matches(model, example[:1]),
            "params_before": base_params, "macs_before": base_macs, "notes": pruner.config_notes}
@@ -193,6 +217,11 @@ def plan_1b(gqa: str = "auto") -> dict[str, Any]:
             "seconds": time.perf_counter() - start}
 
 
+def span(value: int | list[int]) -> str:
+    """``"n"``, or ``"lo-hi"`` over the layers when they differ."""
+    return str(value) if isinstance(value, int) else f"{min(value)}-{max(value)}"
+
+
 def decoder_table(rows: list[dict]) -> str:
     table = []
     for r in rows:
@@ -201,7 +230,7 @@ def decoder_table(rows: list[dict]) -> str:
             (p0, p1), (d0, d1) = r["prefill_ms"], r["decode_ms_per_token"]
             speed = f"{p0 / p1:.2f}x / {d0 / d1:.2f}x"
         table.append([r["family"], f"{r['ratio']:g}", r["criterion"],
-                      f"{r['hidden']} / {r['q_heads']}q {r['kv_heads']}kv / {r['ffn']}", "yes" if r["config_matches"] else "NO",
+                      f"{r['hidden']} / {span(r['q_heads'])}q {span(r['kv_heads'])}kv / {span(r['ffn'])}", "yes" if r["config_matches"] else "NO",
                       f"{r['round_trip_max_diff']:.1e}", "yes" if r["generate_matches"] else "NO",
                       f"{r['params_after'] / r['params_before']:.2f}", f"{r['macs_after'] / r['macs_before']:.2f}", speed])
     return format_table(["family", "ratio", "criterion", "hidden / heads / FFN after", "config = modules",
@@ -215,6 +244,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="decoder families (none: skip the decoder table)")
     parser.add_argument("--ratios", nargs="+", type=float, default=[0.25, 0.5])
     parser.add_argument("--criteria", nargs="+", default=list(CRITERIA), choices=list(CRITERIA))
+    parser.add_argument("--uneven", nargs="*", default=["llama"], choices=list(FAMILIES),
+                        help="families also pruned with global ranking and per-layer widths (uniform_layers=False)")
     parser.add_argument("--no-timing", action="store_true", help="skip the prefill/decode timings")
     parser.add_argument("--no-1b", action="store_true", help="skip the 1B shape on meta (about 2 minutes on CPU)")
     parser.add_argument("--minilm", action="store_true", help="also compare the criteria on the real MiniLM")
@@ -234,8 +265,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     batches = gloss_batches()
-    rows = [run_one(f, r, c, batches, timing=not args.no_timing and c == "l2")
-            for f in args.families for r in args.ratios for c in args.criteria]
+    runs = [(f, False) for f in args.families] + [(f, True) for f in args.uneven]
+    rows = []
+    for family, uneven in runs:
+        for ratio in args.ratios:
+            for criterion in args.criteria:
+                rows.append(run_one(family, ratio, criterion, batches, not args.no_timing and criterion == "l2", uneven))
+                print(f"{rows[-1]['family']} {ratio:g} {criterion} done", file=sys.stderr, flush=True)
     result: dict[str, Any] = {"machine": f"CPU, {torch.get_num_threads()} threads (shared)", "decoders": rows}
     text = decoder_table(rows) if rows else ""
     if not args.no_1b:

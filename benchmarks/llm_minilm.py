@@ -101,3 +101,31 @@ def criteria_table(rows: list[dict[str, Any]]) -> str:
     steps = next((r["distill_steps"] for r in rows if "distill_steps" in r), 0)
     return format_table(["criterion", "params (M)", "heads / FFN per layer", "recall@1 pruned",
                          f"recall@1 after {steps} distillation steps"], table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m benchmarks.llm_minilm [--distill-steps N] [--criteria ...]``: writes
+    ``results/llm_minilm.{json,md}``."""
+    import argparse
+    import json
+    import logging
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--distill-steps", type=int, default=200, help="distillation steps (batch 32) per criterion")
+    parser.add_argument("--criteria", nargs="+", default=list(CRITERIA), choices=list(CRITERIA))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    rows = run_criteria(args.distill_steps, args.criteria, args.seed)
+    text = "MiniLM, 50% of FFN neurons and of heads:\n" + criteria_table(rows)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    result = {"machine": f"CPU, {torch.get_num_threads()} threads (shared)", "minilm": rows}
+    (args.out / "llm_minilm.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
+    (args.out / "llm_minilm.md").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -35,3 +35,6 @@ __all__ = [
     "BasePruner", "MetaPruner", "MagnitudePruner", "RandomPruner", "BNScalePruner", "GroupNormPruner",
     "GrowingRegPruner",
 ]
+
+if "transformers" in __import__("sys").modules:  # transformers already loaded: register the structprune_* model
+    from structprune.adapters import uneven as _uneven  # noqa: F401,E402  types (per-layer widths; adapters/uneven.py)

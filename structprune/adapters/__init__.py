@@ -11,7 +11,9 @@ Example::
     save_pretrained_pruned(bert, "pruned/")        # config.intermediate_size follows the FFN
     transformers.AutoModel.from_pretrained("pruned/")
 
-Registered families: BERT (:mod:`.bert`); Llama, Mistral, Qwen2, Gemma, Phi-3 (:mod:`.llama`);
+Registered families: BERT (:mod:`.bert`); Llama, Mistral, Qwen2, Gemma, Phi-3 (:mod:`.llama`; with
+per-layer widths under ``uniform_layers=False``: :mod:`.uneven`, whose ``structprune_*`` model types
+this import registers with transformers' Auto classes);
 RoBERTa, DistilBERT, ALBERT, ViT, Swin (:mod:`.encoders`); GPT-2, OPT, GPT-NeoX (:mod:`.decoders`);
 BART, Whisper, T5 (:mod:`.seq2seq`); CLIP (:mod:`.clip`).  Before writing, every adapter's fields
 are checked by rebuilding the model class from the new config on the meta device (see

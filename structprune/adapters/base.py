@@ -82,15 +82,32 @@ class ModelAdapter:
         """
         fields = self.config_fields(model)
         config = copy.deepcopy(model.config)
-        for key, value in fields.items():
-            _set_field(config, key, value)
+        self.write_fields(config, fields)
         self.check_validates(model.config, config)
         rebuilt = self.check_rebuild(model, config)
-        for key, value in fields.items():
-            _set_field(model.config, key, value)
+        self.write_fields(model.config, fields)
+        self.adopt_config(model)
         if rebuilt is not None:
             copy_size_attributes(rebuilt, model)
         return model.config
+
+    def write_fields(self, config: Any, fields: dict[str, Any]) -> None:
+        """Set ``fields`` (from :meth:`config_fields`) on ``config`` in place."""
+        for key, value in fields.items():
+            _set_field(config, key, value)
+
+    def model_class(self, model: nn.Module, config: Any) -> type:
+        """The class that rebuilds ``model`` from ``config`` (a family whose config class can
+        change, say to one with per-layer sizes, returns the matching model class)."""
+        return type(model)
+
+    def adopt_config(self, model: nn.Module) -> None:
+        """Called after ``model.config`` got new fields (default: nothing else to do)."""
+
+    def allow_uneven_layers(self, model: nn.Module) -> bool:
+        """Opt ``model`` into per-layer widths (``uniform_layers=False``); ``False`` when the
+        family's config has one width per kind of layer (the default)."""
+        return False
 
     def check_validates(self, original: Any, config: Any) -> None:
         """Raise :class:`NotExpressibleError` when the config class's own checks (``config.validate()``,
@@ -116,7 +133,7 @@ class ModelAdapter:
         if not hasattr(type(model), "from_pretrained"):
             return None
         with torch.device("meta"):
-            rebuilt = type(model)(config)
+            rebuilt = self.model_class(model, config)(config)
         expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
         got = {name: tuple(t.shape) for name, t in rebuilt.state_dict().items()}
         wrong = [f"{name}: pruned {shape}, config rebuilds {got.get(name)}" for name, shape in expected.items()

@@ -26,12 +26,13 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Sequence
 
 import torch
 import torch.nn as nn
 
-from structprune.adapters.base import _set_field, adapter_for
+from structprune.adapters.base import _set_field, adapter_for, find_adapter
 from structprune.adapters.checkpoint_scores import (StoredMagnitudeImportance, current_keeps, module_tensor_names,
                                                     tensor_targets)
 from structprune.adapters.shards import INDEX_NAME, SafetensorsCheckpoint, ShardWriter
@@ -213,8 +214,12 @@ def _write_checkpoint(checkpoint: SafetensorsCheckpoint, out: Path, keeps: dict[
         index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
         (out / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
     config = transformers.AutoConfig.from_pretrained(str(source), local_files_only=True)
-    for key, value in fields.items():
-        _set_field(config, key, value)
+    adapter = find_adapter(SimpleNamespace(config=config))
+    if adapter is not None:  # the adapter writes them (per-layer sizes also change the config class)
+        adapter.write_fields(config, fields)
+    else:
+        for key, value in fields.items():
+            _set_field(config, key, value)
     config.save_pretrained(str(out))
     copied = _copy_side_files(source, out)
     return list(checkpoint.files) + copied, total

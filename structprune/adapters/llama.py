@@ -5,7 +5,9 @@ These configs carry an explicit ``head_dim`` (the modeling code reads
 ``num_attention_heads * head_dim`` may differ from ``hidden_size``: pruning the residual stream,
 whole query heads or whole key/value heads is expressible.  Not expressible, and refused:
 
-* FFN widths that differ between layers (one ``intermediate_size``), likewise head counts;
+* FFN widths that differ between layers (one ``intermediate_size``), likewise head counts, unless
+  the pruner was given ``uniform_layers=False``: then the model moves to a ``structprune_*``
+  config with ``per_layer_config`` (:mod:`structprune.adapters.uneven`);
 * pruned head dims (the rotary tables and the ``head_dim ** -0.5`` scaling are rebuilt from
   ``head_dim``, so the reloaded model would compute something else);
 * a pruned hidden size in Gemma, whose embedding scale ``sqrt(hidden_size)`` is rebuilt from the
@@ -23,12 +25,17 @@ from typing import Any
 import torch.nn as nn
 
 from structprune.adapters.base import ModelAdapter, PruningLimits, register_adapter
+from structprune.adapters.uneven import (PER_LAYER_FIELDS, UnevenLayersModel, bind_layer_configs, configure,
+                                         model_class_for, supports_uneven)
 
 try:
     import transformers
 except ImportError:  # transformers is optional
     transformers = None
 
+UNEVEN_MARK = "_structprune_uneven_layers"
+UNIFORM_REMEDY = ("prune every layer by the same ratio (no global ranking), or pass uniform_layers=False to the "
+                  "pruner to keep per-layer widths in a structprune_* config (structprune.adapters.uneven)")
 _HEAD_DIM_REMEDY = ("the rotary tables and the attention scaling are rebuilt from head_dim; prune whole heads "
                     "(prune_head_dims=False) or keep the model in memory / save it with structprune.save")
 
@@ -41,7 +48,8 @@ class LlamaStyleAdapter(ModelAdapter):
     def pruning_limits(self, model: nn.Module) -> PruningLimits:
         self.name = type(model.config).__name__
         embeddings = getattr(model, "base_model", model).embed_tokens
-        limits = PruningLimits(head_dims_reason="the rotary tables and the scaling are rebuilt from head_dim")
+        limits = PruningLimits(head_dims_reason="the rotary tables and the scaling are rebuilt from head_dim",
+                               uniform_layers=not uneven_allowed(model))
         if getattr(embeddings, "scalar_embed_scale", None) is not None:  # Gemma
             limits.keep[embeddings] = "the embeddings are scaled by sqrt(hidden_size), rebuilt from the config"
         return limits
@@ -53,13 +61,36 @@ class LlamaStyleAdapter(ModelAdapter):
         hidden = base.embed_tokens.embedding_dim
         self._check_embedding(base, hidden)
         shapes = {f"layers.{i}": self._layer_shape(f"layers.{i}", layer, hidden) for i, layer in enumerate(layers)}
-        fields = {"hidden_size": hidden, "num_hidden_layers": len(layers)}
-        for field in ("head_dim", "num_attention_heads", "num_key_value_heads", "intermediate_size"):
+        fields = {"hidden_size": hidden, "num_hidden_layers": len(layers),
+                  "head_dim": self.uniform("head_dim", {path: shape["head_dim"] for path, shape in shapes.items()})}
+        per_layer = list(shapes.values())
+        if uneven_allowed(model) and any(per_layer[0][f] != shape[f] for shape in per_layer for f in PER_LAYER_FIELDS):
+            fields.update(per_layer_fields(per_layer))  # a structprune_* config (see adapters/uneven.py)
+            return fields
+        for field in PER_LAYER_FIELDS:
             fields[field] = self.uniform(field, {path: shape[field] for path, shape in shapes.items()},
-                                         remedy="prune every layer by the same ratio (no global ranking)")
+                                         remedy=UNIFORM_REMEDY)
         if not hasattr(model.config, "head_dim") and fields["head_dim"] * fields["num_attention_heads"] == hidden:
             del fields["head_dim"]  # implied (Qwen2, Mistral and Phi-3 configs only read head_dim when set)
         return fields
+
+    def write_fields(self, config: Any, fields: dict[str, Any]) -> None:
+        configure(config, fields)
+
+    def model_class(self, model: nn.Module, config: Any) -> type:
+        return model_class_for(model, type(config))
+
+    def adopt_config(self, model: nn.Module) -> None:
+        cls = model_class_for(model, type(model.config))
+        if cls is not type(model) or model.config.is_heterogeneous:
+            model.__class__ = cls
+            bind_layer_configs(model)
+
+    def allow_uneven_layers(self, model: nn.Module) -> bool:
+        if not supports_uneven(model):
+            return False
+        model.__dict__[UNEVEN_MARK] = True
+        return True
 
     def _check_embedding(self, base: nn.Module, hidden: int) -> None:
         scale = getattr(base.embed_tokens, "scalar_embed_scale", None)
@@ -115,6 +146,24 @@ class LlamaStyleAdapter(ModelAdapter):
         self.require(mlp.down_proj.out_features == hidden,
                      f"{path}.mlp.down_proj writes {mlp.down_proj.out_features} features into hidden size {hidden}")
         return mlp.down_proj.in_features
+
+
+def uneven_allowed(model: nn.Module) -> bool:
+    """Whether ``model`` may keep per-layer widths: it has them already, or its pruner was given
+    ``uniform_layers=False`` (:meth:`LlamaStyleAdapter.allow_uneven_layers` marked it)."""
+    return isinstance(model, UnevenLayersModel) or bool(model.__dict__.get(UNEVEN_MARK))
+
+
+def per_layer_fields(shapes: list[dict[str, int]]) -> dict[str, Any]:
+    """Global sizes (each field's most common value over the layers) and the overrides of the
+    layers that differ, as ``per_layer_config``."""
+    fields: dict[str, Any] = {}
+    for field in PER_LAYER_FIELDS:
+        values = [shape[field] for shape in shapes]
+        fields[field] = max(values, key=lambda v: (values.count(v), v))
+    overrides = {i: {f: shape[f] for f in PER_LAYER_FIELDS if shape[f] != fields[f]} for i, shape in enumerate(shapes)}
+    fields["per_layer_config"] = {i: o for i, o in overrides.items() if o}
+    return fields
 
 
 _CONFIGS = ("LlamaConfig", "MistralConfig", "Qwen2Config", "GemmaConfig", "Phi3Config")

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+UNEVEN_HINT = {True: " (Llama-style decoders can keep per-layer widths: pass uniform_layers=False)"}
 OPT_OUT = "pass keep_config_expressible=False to prune it anyway (and save with structprune.save)"
 
 
@@ -68,6 +69,9 @@ def apply_config_limits(model: nn.Module, options: PruningOptions) -> ConfigLimi
     adapter = find_adapter(model)
     if adapter is None:
         return ConfigLimits()
+    if not options.uniform_layers and not adapter.allow_uneven_layers(model):
+        logger.warning("%s: uniform_layers=False has no effect: the config has one width per kind of layer",
+                       adapter.name)
     limits = adapter.pruning_limits(model)
     result = ConfigLimits(adapter.name, names={id(m): n for n, m in model.named_modules()})
     _follow_heads(limits, options, result)
@@ -85,7 +89,7 @@ def apply_config_limits(model: nn.Module, options: PruningOptions) -> ConfigLimi
     if options.global_pruning and limits.uniform_layers:
         options.global_pruning = False
         result.note("global ranking off: the config has one width per kind of layer, so every layer is "
-                    "pruned by the same ratio")
+                    "pruned by the same ratio" + UNEVEN_HINT.get(options.uniform_layers, ""))
     return result
 
 

@@ -35,6 +35,7 @@ class PruningOptions:
     iterative_steps: int = 1
     scheduler: Callable[[float, int], list[float]] = linear_scheduler
     global_pruning: bool = False
+    uniform_layers: bool = True  # False: families that can hold per-layer widths may keep them (global ranking)
     isomorphic: bool = False
     round_to: int | None = None
     ignored_modules: list[nn.Module] = field(default_factory=list)
@@ -112,6 +113,7 @@ def build_options(**kwargs: Any) -> PruningOptions:
         iterative_steps=max(1, int(kw.pop("iterative_steps", 1))),
         scheduler=kw.pop("iterative_pruning_ratio_scheduler", None) or linear_scheduler,
         global_pruning=bool(kw.pop("global_pruning", False)),
+        uniform_layers=bool(_default(kw.pop("uniform_layers", None), True)),
         isomorphic=bool(kw.pop("isomorphic", False)),
         round_to=kw.pop("round_to", None) or None,
         ignored_modules=modules, ignored_tensors=tensors,

@@ -138,3 +138,17 @@ def test_refusals(tmp_path):
     with pytest.raises(ValueError, match="one step"):
         prune_checkpoint(source, tmp_path / "out", pruning_ratio=0.5, iterative_steps=2)
     assert not (tmp_path / "out").exists()
+
+
+def test_per_layer_widths_write_a_structprune_config(tmp_path):
+    source, out = tmp_path / "source", tmp_path / "pruned"
+    llama().save_pretrained(source, max_shard_size="10KB")
+    options = dict(pruning_ratio=0.5, global_pruning=True, uniform_layers=False)
+    prune_checkpoint(source, out, **options)
+    expected = pruned_in_memory(llama(), **options)
+    widths = [layer.mlp.down_proj.in_features for layer in expected.model.layers]
+    assert widths[0] != widths[1]
+    got = reload(out)
+    assert_same_model(expected, got)
+    assert json.loads((out / "config.json").read_text())["model_type"] == "structprune_llama"
+    assert [c.intermediate_size for c in got.config.per_layer_config] == widths
