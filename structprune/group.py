@@ -12,7 +12,7 @@ import torch.nn as nn
 from structprune.compat import GroupCompat, GroupItem
 from structprune.layers.base import attribute_pruner_for
 from structprune.prune import apply_plan
-from structprune.targets import Target
+from structprune.targets import Target, version_of
 from structprune.trace.nodes import Node
 
 if TYPE_CHECKING:
@@ -126,6 +126,7 @@ class Group(GroupCompat):
             if units else set()
         self.released = released  # output-pinned classes an explicit request may remove (or None)
         self.added: list[GroupItem] = []  # Torch-Pruning's add_dep
+        self._last_plan: tuple | None = None
 
     @property
     def changes_output(self) -> bool:
@@ -190,8 +191,14 @@ class Group(GroupCompat):
 
     def plan(self, idxs: Sequence[int] | None = None) -> list[tuple[Target, list[int]]]:
         """For each target, the channel indices that removing units ``idxs`` takes away."""
-        remove = self._remove_mask(self.idxs if idxs is None else idxs)
-        plan = [(t, t.removal(self.graph.dead, remove)) for t in self._ordered_targets()]
+        idxs = self.idxs if idxs is None else idxs
+        dead = self.graph.dead
+        key = (dead, version_of(dead), tuple(int(i) for i in idxs))
+        last = self._last_plan
+        if key[1] is None or last is None or last[0][0] is not dead or last[0][1:] != key[1:]:
+            remove = self._remove_mask(idxs)
+            last = self._last_plan = (key, [(t, t.removal(dead, remove)) for t in self._ordered_targets()])
+        plan = list(last[1])  # is_valid and prune ask for the same plan before anything changes
         return plan + [(dep.target, idxs) for dep, idxs in self.added if isinstance(dep.target, Target)]
 
     def is_valid(self, idxs: Sequence[int] | None = None) -> bool:

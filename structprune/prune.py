@@ -50,7 +50,8 @@ def apply_plan(graph: "DependencyGraph", plan: list[tuple[Target, list[int]]], r
     """Prune every ``(target, channel idxs)`` of ``plan``; on any error restore and re-raise."""
     plan = [(t, idxs) for t, idxs in deduplicated(plan) if idxs]
     plan.sort(key=lambda item: item[0].is_layer and item[0].dim == "out")  # out last: it may drop conv groups
-    sharing = holders(graph.model, _sliced_tensor_ids(plan))  # traced or not: one walk of the model
+    modules = getattr(graph, "modules_by_name", None)  # every module, traced or not (the tree at build)
+    sharing = holders(graph.model.modules() if modules is None else modules.values(), _sliced_tensor_ids(plan))
     saved = {id(m): (m, _snapshot(m)) for m in [t.module for t, _ in plan] + sharing}
     target = plan[0][0] if plan else None
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -28,6 +29,7 @@ class Target:
     tensor_name: str = ""
     axis: int = 0
     groups: set[int] = field(default_factory=set)
+    _alive: tuple | None = field(default=None, init=False, repr=False)  # (weakref to dead, its version, rows)
 
     @property
     def is_layer(self) -> bool:
@@ -50,8 +52,16 @@ class Target:
         return f"{self.name}.{self.tensor_name}" if self.name else self.tensor_name
 
     def alive_rows(self, dead: torch.Tensor) -> torch.Tensor:
-        """Mask of the traced elements still present, given the dead-class mask."""
-        return ~_any_in(self.classes, dead)
+        """Mask of the traced elements still present, given the dead-class mask.
+
+        Kept until ``dead`` changes (a pruner asks for it many times per group between prunes);
+        the mask is shared, so callers must not modify it."""
+        version, cached = version_of(dead), self._alive
+        if cached is not None and version is not None and cached[0]() is dead and cached[1] == version:
+            return cached[2]
+        alive = ~_any_in(self.classes, dead)
+        self._alive = (weakref.ref(dead), version, alive) if version is not None else None
+        return alive
 
     def removal(self, dead: torch.Tensor, remove: torch.Tensor) -> list[int]:
         """Current indices of the elements that removing classes ``remove`` (mask) takes away."""
@@ -76,6 +86,14 @@ class Target:
         owner_pruner = attribute_pruner_for(self.module)
         if owner_pruner is not None:
             owner_pruner.refresh(self.module)
+
+
+def version_of(tensor: torch.Tensor) -> int | None:
+    """The tensor's in-place version counter (``None`` for inference tensors, which keep none)."""
+    try:
+        return tensor._version
+    except RuntimeError:
+        return None
 
 
 def _any_in(classes: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ Two things must hold for such a tensor:
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import torch
 import torch.nn as nn
@@ -75,10 +75,10 @@ def keep_ties() -> Iterator[dict[int, tuple[torch.Tensor, torch.Tensor]]]:
         _pruned_copies, _originals = outer
 
 
-def holders(model: nn.Module, tensors: set[int]) -> list[nn.Module]:
-    """Modules of ``model`` that hold one of ``tensors`` (by id) as a parameter or buffer."""
-    return [m for m in model.modules()
-            if any(id(t) in tensors for t in (*m._parameters.values(), *m._buffers.values()))]
+def holders(modules: Iterable[nn.Module], tensors: set[int]) -> list[nn.Module]:
+    """Those of ``modules`` that hold one of ``tensors`` (by id) as a parameter or buffer."""
+    return [m for m in modules if not (tensors.isdisjoint(map(id, m._parameters.values()))
+                                       and tensors.isdisjoint(map(id, m._buffers.values())))]
 
 
 def retie(modules: list[nn.Module], replaced: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> None:

@@ -9,6 +9,7 @@ module's parameters with smaller ones and updates its attributes (``out_channels
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Callable, Sequence
 
 import torch
@@ -70,10 +71,17 @@ def attribute_pruner_for(module: nn.Module) -> "LayerPruner | None":
 
 def keep_indices(size: int, idxs: Sequence[int]) -> torch.Tensor:
     """Indices ``0..size-1`` without ``idxs`` (indices outside that range are ignored)."""
-    removed = torch.as_tensor([int(i) for i in idxs], dtype=torch.long)
+    removed = torch.as_tensor(list(map(int, idxs)), dtype=torch.long)
     keep = torch.ones(size, dtype=torch.bool)
     keep[removed[(removed >= 0) & (removed < size)]] = False
     return torch.nonzero(keep).flatten()
+
+
+@functools.lru_cache(maxsize=16)
+def _kept(size: int, removed: tuple[int, ...]) -> torch.Tensor:
+    """:func:`keep_indices`, shared by the tensors of one layer pruned alike (weight, bias, running
+    statistics: the same size and indices); read-only."""
+    return keep_indices(size, removed)
 
 
 def prune_tensor(module: nn.Module, name: str, axis: int, idxs: Sequence[int]) -> None:
@@ -81,8 +89,9 @@ def prune_tensor(module: nn.Module, name: str, axis: int, idxs: Sequence[int]) -
     tensor = getattr(module, name, None)
     if tensor is None:
         return
-    keep = keep_indices(tensor.shape[axis], idxs).to(tensor.device)
-    pruned = pruned_copy(tensor, axis, tuple(sorted(set(int(i) for i in idxs))), lambda: _sliced(tensor, axis, keep))
+    removed = tuple(sorted(set(map(int, idxs))))
+    pruned = pruned_copy(tensor, axis, removed,
+                         lambda: _sliced(tensor, axis, _kept(tensor.shape[axis], removed).to(tensor.device)))
     if name in module._buffers:
         module._buffers[name] = pruned
     else:
@@ -190,7 +199,7 @@ class LayerPruner:
         return dims
 
     def prune(self, layer: nn.Module, dim: str, idxs: Sequence[int]) -> None:
-        getattr(self, f"prune_{dim}_channels")(layer, sorted(int(i) for i in idxs))
+        getattr(self, f"prune_{dim}_channels")(layer, sorted(map(int, idxs)))
 
     def flow(self, ctx: FlowContext, node: Node) -> None:
         layer = node.module
