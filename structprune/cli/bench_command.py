@@ -1,4 +1,8 @@
-"""``structprune bench MODEL [PRUNED]``: params, MACs and CPU latency side by side.
+"""``structprune bench MODEL [PRUNED]``: params, MACs and latency side by side.
+
+Latency is timed with the models taking turns (see :mod:`structprune.latency.timing`) on
+``--device`` in ``--dtype`` at ``--batch-size``: min / median / max, throughput, peak memory and
+the speed-up with its spread ("no speed-up" when the spread holds 1.0x).
 
 With one pruned file and nothing else, the unpruned model it was made from is the baseline.
 """
@@ -17,16 +21,19 @@ from structprune.cli.measure import compare_widths
 from structprune.cli.models import LoadedModel, load_model
 from structprune.cli.plot import plot_widths
 from structprune.cli.report import add_timing_arguments, metric_table, profile, strip_widths, width_table
+from structprune.cli.timing import add_placement_arguments, timing_report
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="torchvision:NAME, timm:NAME, hf:DIR, FILE.py:FUNCTION or a pruned file")
     parser.add_argument("pruned", nargs="?", help="a second model to compare with (e.g. `prune --out` file)")
     add_timing_arguments(parser)
+    add_placement_arguments(parser)
     add_common_arguments(parser)
 
 
-@command("bench", "measure params, MACs and CPU latency of one model or two side by side", arguments)
+@command("bench", "measure params, MACs, latency, throughput and memory of one model or two side by side",
+         arguments)
 def run_bench(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     models = [load_model(args.model, args.seed)]
     if args.pruned:
@@ -46,6 +53,8 @@ def run_bench(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         width_table(console, result["layers"])
         if args.plot:
             plot_widths(result["layers"], args.plot, f"{names[0]} vs {names[1]}: output channels per layer")
+    result["timing"] = timing_report(console, names, [loaded.model for loaded in models],
+                                     example_inputs(models[0], shape, args.seed)[0], args)
     result["plot"] = args.plot
     return result
 

@@ -19,6 +19,7 @@ from structprune.cli.measure import compare_widths
 from structprune.cli.models import LoadedModel, load_model, save_pruned
 from structprune.cli.plot import plot_widths
 from structprune.cli.report import add_timing_arguments, metric_table, profile, strip_widths, width_table
+from structprune.cli.timing import add_placement_arguments, latency_options
 
 # command-line name -> name in structprune.importance's registry
 IMPORTANCES = {"l1": "l1", "l2": "l2", "taylor": "taylor", "hessian": "hessian", "lamp": "lamp",
@@ -29,8 +30,14 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="torchvision:NAME, timm:NAME, hf:DIR, FILE.py:FUNCTION or a pruned file")
     goal = parser.add_mutually_exclusive_group(required=True)
     goal.add_argument("--ratio", type=types.ratio, help="fraction of every group's channels to remove, in (0, 1)")
-    goal.add_argument("--speedup", type=types.speedup, help="prune until MACs fall by this factor (> 1)")
+    goal.add_argument("--speedup", type=types.speedup, help="prune until MACs (or, with --measure latency, the "
+                      "latency on --device) fall by this factor (> 1)")
+    goal.add_argument("--target-latency", type=types.count, metavar="MS", help="prune until one forward takes "
+                      "MS milliseconds on --device (implies --measure latency)")
     goal.add_argument("--target-params", type=types.count, metavar="P", help="prune until at most P params (2.5M)")
+    parser.add_argument("--measure", choices=("macs", "latency"), default="macs",
+                        help="what --speedup counts: MACs (default) or latency timed on --device in --dtype at "
+                        "--batch-size (a per-layer latency table is built and cached first)")
     parser.add_argument("--importance", default="l2", help=f"criterion: {', '.join(IMPORTANCES)} (default l2)")
     parser.add_argument("--global", dest="global_pruning", action="store_true",
                         help="rank all groups together (non-uniform widths)")
@@ -46,6 +53,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="where to save the pruned model (structprune.save format); for "
                         "hf:DIR, a directory (no .pt suffix) gets a Hugging Face checkpoint pruned shard by shard")
     add_timing_arguments(parser)
+    add_placement_arguments(parser)
     types.add_common_arguments(parser)
 
 
@@ -109,6 +117,7 @@ def prune_model(model: nn.Module, inputs: Any, options: dict[str, Any], batches:
                    pruning_ratio=args.ratio, speedup=args.speedup, target_params=args.target_params,
                    prune_num_heads=args.head_ratio is not None, head_pruning_ratio=args.head_ratio or 0.0,
                    keep_config_expressible=False)  # saved with structprune.save, which needs no config
+    options.update(latency_options(args, console))
     with console.module_progress(model, "tracing"):
         pruner = BasePruner(model, inputs, **options)
     loss = args.importance if args.importance in LOSSES else "taylor"
@@ -123,6 +132,9 @@ def prune_model(model: nn.Module, inputs: Any, options: dict[str, Any], batches:
             accumulate_gradients(model, batches, options["importance"], loss, calibration)
         pruner.step()
     model.zero_grad(set_to_none=True)
+    verification = getattr(pruner._target, "verification", None)
+    if verification is not None:
+        console.note(f"measured on {options['device']} ({verification.speedup.verdict}): {verification.summary()}")
 
 
 def report(loaded: LoadedModel, shape: tuple[int, ...], before: dict, after: dict, difference: float,

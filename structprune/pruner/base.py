@@ -17,6 +17,7 @@ from structprune.pruner.config_limits import ConfigLimits, apply_config_limits
 from structprune.pruner.gqa import GqaPlan, find_gqa_pairs
 from structprune.pruner.groups import GroupRecord, find_groups
 from structprune.pruner.heads import HeadCounts
+from structprune.pruner.latency_target import LatencyOptions
 from structprune.pruner.options import build_options
 from structprune.pruner.selection import Limits, global_removals, lowest
 from structprune.trace.gc_pause import gc_paused, paused_gc
@@ -55,6 +56,9 @@ class BasePruner(PrunerCompat):
       (:mod:`structprune.pruner.gqa`); either way ``head_pruning_ratio`` of the query heads go.
     * ``target_macs`` / ``target_params`` / ``speedup``: prune until the count falls to the target
       (the ratio is searched; ``iterative_steps`` spread the target linearly over the steps).
+    * ``measure="latency"`` (default ``"macs"``) with ``device``, ``dtype``, ``batch_size``,
+      ``channels_last``: ``speedup`` is a measured latency ratio on that device, or give
+      ``target_latency`` in ms (:mod:`structprune.pruner.latency_target`).
     * ``keep_config_expressible`` (default on): a Hugging Face model whose family has an adapter
       (:mod:`structprune.adapters`) is pruned only in ways its config can describe, so
       ``save_pretrained`` / ``from_pretrained`` rebuild it; what that keeps is logged and listed
@@ -80,6 +84,7 @@ class BasePruner(PrunerCompat):
         self.example_inputs = example_inputs
         self.importance = self.default_importance() if importance is None else importance
         self.forward_fn, self.output_transform = forward_fn, output_transform
+        self.latency_options = LatencyOptions.pop_from(kwargs)
         self.options = build_options(
             pruning_ratio=pruning_ratio, pruning_ratio_dict=pruning_ratio_dict, max_pruning_ratio=max_pruning_ratio,
             iterative_steps=iterative_steps, iterative_pruning_ratio_scheduler=iterative_pruning_ratio_scheduler,
@@ -99,7 +104,8 @@ class BasePruner(PrunerCompat):
                            Limits(self.options.max_pruning_ratio))
         self.config_notes = config_limits.notes
         self.current_step = 0
-        self._target = self._make_target_search() if self.options.has_target else None
+        has_target = self.options.has_target or self.latency_options.target_latency is not None
+        self._target = self._make_target_search() if has_target else None
         logger.info("%s: %d prunable groups", type(self).__name__, len(self.records))
 
     # Torch-Pruning attribute names -----------------------------------------------------------
@@ -121,6 +127,9 @@ class BasePruner(PrunerCompat):
         return MagnitudeImportance(p=2)
 
     def _make_target_search(self):
+        if self.latency_options.by_latency:
+            from structprune.pruner.latency_target import LatencyTargetSearch
+            return LatencyTargetSearch(self)
         from structprune.pruner.target import TargetSearch
         return TargetSearch(self)
 

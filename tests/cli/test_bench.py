@@ -50,3 +50,23 @@ def test_pruned_file_alone_is_compared_with_its_original(cli, tiny_spec, pruned_
 def test_plot_needs_two_models(cli, tiny_spec, tmp_path):
     run = cli("bench", tiny_spec, "--plot", tmp_path / "x.png", *FAST)
     assert run.code == 2 and "--plot compares two models" in run.stderr
+
+
+def test_sound_timing_side_by_side(cli, tiny_spec, pruned_file):
+    run = cli("bench", tiny_spec, pruned_file, "--batch-size", "3", "--json", *FAST)
+    assert run.code == 0, run.stderr
+    timing = run.json["timing"]
+    assert timing["batch_size"] == 3 and timing["device"] == "cpu" and timing["dtype"] == "float32"
+    base, pruned = timing["models"]
+    assert base["min_ms"] <= base["median_ms"] <= base["max_ms"] and base["throughput"] > 0
+    assert pruned["peak_memory_bytes"] < base["peak_memory_bytes"]
+    assert timing["speedup"]["verdict"] in ("faster", "slower", "no speed-up")
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(cli, tiny_spec):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    run = cli("bench", tiny_spec, "--input-shape", "1,3,8,8", "--device", "cuda", *FAST)
+    assert run.code != 0 and "no CUDA device" in run.stderr

@@ -142,3 +142,17 @@ def test_nothing_pruned_is_a_warning(cli, bert_dir, tmp_path):
     assert run.code == 0
     assert run.json["after"]["params"] == run.json["before"]["params"]
     assert "warning: nothing was pruned" in run.stderr
+
+
+def test_speedup_by_latency_builds_a_cached_table(cli, tiny_spec, tmp_path, monkeypatch):
+    monkeypatch.setenv("STRUCTPRUNE_LATENCY_CACHE", str(tmp_path / "cache"))
+    result = prune(cli, tiny_spec, tmp_path / "t.pt", "--speedup", "1.5", "--measure", "latency",
+                   "--batch-size", "2", "--input-shape", "1,3,8,8")
+    assert result["after"]["params"] < result["before"]["params"]
+    (table,) = (tmp_path / "cache").iterdir()
+    assert table.name.startswith("cpu-float32") and table.stat().st_size > 0
+
+
+def test_measure_latency_needs_a_goal(cli, tiny_spec, tmp_path):
+    run = cli("prune", tiny_spec, "--out", tmp_path / "t.pt", "--ratio", "0.5", "--measure", "latency", *FAST)
+    assert run.code != 0 and "needs a goal" in run.stderr

@@ -1,0 +1,172 @@
+"""A model's latency from its layers': the per-layer latency model behind ``measure="latency"``.
+
+One forward records every layer that has a probe (:mod:`.probes`) with the shape of its input.
+Each layer is then timed alone at a sweep of its own widths (1, 3/4, 1/2, 1/4 of each), on the
+target device and dtype, and the timings are kept in the on-disk :class:`.table.LatencyTable`, so
+a second model with the same layer shapes measures nothing.  The estimate of the model as it
+stands is the sum of its layers' interpolated timings plus a residual: the full forward timed
+once minus the sum of its layers, scaled by how much of the layers' output width is left (norms,
+activations and additions shrink with the channels they carry).
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import torch
+import torch.nn as nn
+
+from structprune.latency.placement import Placement
+from structprune.latency.probes import LayerProbe, LayerShape, probe_for
+from structprune.latency.table import LatencyTable
+from structprune.latency.timing import time_models
+from structprune.utils.benchmark import RunFn, _runner
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[Iterable], Iterable]
+
+
+@dataclass
+class TracedLayer:
+    """A timed layer: the module, its probe, its shape when traced and how often it runs."""
+
+    name: str
+    module: nn.Module
+    probe: LayerProbe
+    shape: LayerShape
+    calls: int = 1
+
+    def widths(self) -> tuple[int, ...]:
+        return self.probe.widths(self.module)
+
+
+class LatencyModel:
+    """Estimate the latency (ms) of ``model`` as it is pruned, from per-layer lookups.
+
+    ``table`` defaults to the on-disk cache of ``placement``; ``full_ms`` (the unpruned
+    forward's median) is measured unless given.  ``progress`` wraps the sweep (e.g. ``tqdm``).
+
+    Example::
+
+        latency = LatencyModel(model, torch.randn(1, 3, 224, 224), Placement("cpu", batch_size=8))
+        before = latency.estimate()
+        ...                                   # prune model in place
+        print(latency.estimate() / before)
+    """
+
+    def __init__(self, model: nn.Module, example_inputs: Any, placement: Placement | None = None,
+                 table: LatencyTable | None = None, run_fn: RunFn | None = None, full_ms: float | None = None,
+                 progress: Progress | None = None, warmup: int = 2, repeat: int = 7):
+        self.model, self.example_inputs, self.run_fn = model, example_inputs, run_fn
+        self.placement = placement or Placement()
+        self.table = table if table is not None else LatencyTable.for_placement(self.placement)
+        self.warmup, self.repeat = warmup, repeat
+        self.layers = trace_layers(model, self._traced_inputs(), run_fn)
+        self.sweep(progress)
+        self.full_ms = self.measure_model() if full_ms is None else float(full_ms)
+        self._base_layers = self.layers_ms()
+        self._base_width = self._out_width()
+        self.residual_ms = self.full_ms - self._base_layers
+        logger.info("latency model: %d layers, %.3g ms in layers, %.3g ms residual", len(self.layers),
+                    self._base_layers, self.residual_ms)
+
+    def estimate(self) -> float:
+        """Estimated milliseconds of one forward of the model as it stands now."""
+        share = self._out_width() / self._base_width if self._base_width else 1.0
+        return max(self.layers_ms() + self.residual_ms * share, 1e-6)
+
+    def layers_ms(self) -> float:
+        return sum(self.layer_ms(layer, layer.widths()) * layer.calls for layer in self.layers)
+
+    def layer_ms(self, layer: TracedLayer, widths: tuple[int, ...]) -> float:
+        """Interpolated milliseconds of ``layer`` at ``widths`` over its measured sweep."""
+        points = {w: self.table[layer.shape.key(w)] for w in layer.probe.grid(layer.shape)}
+        return interpolate(points, widths)
+
+    def sweep(self, progress: Progress | None = None) -> int:
+        """Time every sweep point not yet in the table; save the table; return how many were timed."""
+        missing, seen = [], set()
+        for layer in self.layers:
+            for widths in layer.probe.grid(layer.shape):
+                key = layer.shape.key(widths)
+                if key not in self.table and key not in seen:
+                    seen.add(key)
+                    missing.append((layer, widths, key))
+        for layer, widths, key in (progress or iter)(missing):
+            self.table[key] = self.measure_layer(layer.probe, layer.shape, widths)
+        if missing:
+            self.table.save()
+        return len(missing)
+
+    def measure_layer(self, probe: LayerProbe, shape: LayerShape, widths: tuple[int, ...]) -> float:
+        """Median milliseconds of a fresh layer of ``shape`` at ``widths`` on the placement."""
+        layer, x = probe.build(shape, widths)
+        unbatched = Placement(self.placement.device, self.placement.dtype, None, self.placement.channels_last)
+        layer, x = unbatched.model(layer, copy_if_moved=False), unbatched.inputs(x)
+        return time_models([layer], x, self.warmup, self.repeat)[0].median
+
+    def measure_model(self, model: nn.Module | None = None, repeat: int | None = None) -> float:
+        """Median milliseconds of the whole forward of ``model`` (default: this one) on the placement."""
+        placed = self.placement.model(model if model is not None else self.model)
+        inputs = self.placement.inputs(self.example_inputs)
+        return time_models([placed], inputs, self.warmup, repeat or self.repeat, run_fn=self.run_fn)[0].median
+
+    def _out_width(self) -> float:
+        return float(sum(layer.widths()[-1] * layer.calls for layer in self.layers))
+
+    def _traced_inputs(self) -> Any:
+        tensors = list(self.model.parameters())
+        device = tensors[0].device if tensors else torch.device("cpu")
+        dtype = tensors[0].dtype if tensors and tensors[0].is_floating_point() else torch.float32
+        return Placement(str(device), dtype, self.placement.batch_size).inputs(self.example_inputs)
+
+
+def trace_layers(model: nn.Module, inputs: Any, run_fn: RunFn | None = None) -> list[TracedLayer]:
+    """The layers with a probe that run in one forward of ``model``, with their input shapes."""
+    layers: dict[int, TracedLayer] = {}
+    names = {id(m): n for n, m in model.named_modules()}
+
+    def hook(module: nn.Module, args: tuple) -> None:
+        if id(module) in layers:
+            layers[id(module)].calls += 1
+            return
+        probe = probe_for(module)
+        shape = probe.shape(module, args) if probe else None
+        if shape is not None:
+            layers[id(module)] = TracedLayer(names.get(id(module), ""), module, probe, shape)
+
+    handles = [m.register_forward_pre_hook(hook) for m in model.modules() if probe_for(m) is not None]
+    try:
+        with torch.inference_mode():
+            _runner(model, inputs, run_fn)()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return list(layers.values())
+
+
+def interpolate(points: dict[tuple[int, ...], float], query: tuple[int, ...]) -> float:
+    """Piecewise-(bi)linear value at ``query`` over measured ``points`` (a 1-d sweep, the diagonal
+    of a depthwise sweep or a full 2-d grid), extrapolated linearly outside and kept >= 0."""
+    if len(query) == 2 and all(w[0] == w[1] for w in points):
+        return _linear([w[1] for w in points], list(points.values()), query[1])
+    if len(query) == 1:
+        return _linear([w[0] for w in points], list(points.values()), query[0])
+    ins = sorted({w[0] for w in points})
+    outs = sorted({w[1] for w in points})
+    column = [_linear(outs, [points[(i, o)] for o in outs], query[1]) for i in ins]
+    return _linear(ins, column, query[0])
+
+
+def _linear(xs: list[int], ys: list[float], x: float) -> float:
+    pairs = sorted(zip(xs, ys))
+    xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
+    if len(xs) == 1:
+        return max(ys[0] * x / xs[0], 0.0)
+    i = min(max(bisect.bisect_left(xs, x), 1), len(xs) - 1)
+    x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
+    return max(y0 + (y1 - y0) * (x - x0) / (x1 - x0), 0.0)

@@ -1,0 +1,167 @@
+"""``measure="latency"``: prune to a measured speed-up (or ``target_latency`` in ms) on a device.
+
+The target search of :mod:`.target` runs unchanged on a different count: the estimate of a
+per-layer latency model (:class:`structprune.latency.estimate.LatencyModel`, timed on the given
+device, dtype and batch size, cached on disk).  After the last step the pruned model is timed
+against a copy of the unpruned one, in alternation; if the speed-up falls short of the asked one
+by more than ``tolerance`` (5%) and the whole spread of the timing lies below it, the
+estimate's goal is scaled by the shortfall (by at most a quarter) and the search goes on (at
+most ``_CORRECTIONS`` times).  A pruned model that measures slower than the original
+is reported with a warning.
+
+Options (keywords of :class:`structprune.pruner.BasePruner`)::
+
+    BasePruner(model, x, speedup=2.0, measure="latency", device="cuda", dtype=torch.bfloat16,
+               batch_size=64)                       # or target_latency=5.0 (ms)
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+import torch
+
+from structprune.group import Group
+from structprune.pruner.target import TargetSearch
+
+if TYPE_CHECKING:
+    from structprune.latency.estimate import LatencyModel
+    from structprune.pruner.base import BasePruner
+
+logger = logging.getLogger(__name__)
+
+_CORRECTIONS = 2
+_MAX_CORRECTION = 0.75  # one correction lowers the estimate's goal by at most a quarter
+MEASURES = ("macs", "latency")
+
+
+@dataclass
+class LatencyOptions:
+    """How ``measure="latency"`` measures: where, how often and how close (see module docstring)."""
+
+    measure: str = "macs"
+    device: str = "cpu"
+    dtype: torch.dtype = torch.float32
+    batch_size: int | None = None
+    channels_last: bool = False
+    target_latency: float | None = None  # milliseconds
+    tolerance: float = 0.05
+    verify_latency: bool = True
+    latency_repeat: int = 10
+    latency_model: Any = None  # a prebuilt LatencyModel (or anything with .estimate(), .full_ms)
+    latency_progress: Callable | None = field(default=None, repr=False)
+
+    @classmethod
+    def pop_from(cls, kwargs: dict[str, Any]) -> "LatencyOptions":
+        """Take this record's keywords out of the pruner's ``kwargs`` and check them."""
+        options = cls(**{f.name: kwargs.pop(f.name) for f in fields(cls) if f.name in kwargs})
+        if options.target_latency is not None:
+            options.measure = "latency"
+            if not options.target_latency > 0:
+                raise ValueError(f"target_latency={options.target_latency} must be positive (milliseconds)")
+        if options.measure not in MEASURES:
+            raise ValueError(f"measure={options.measure!r}: choose one of {MEASURES}")
+        options.device = str(options.device)
+        return options
+
+    @property
+    def by_latency(self) -> bool:
+        return self.measure == "latency"
+
+    def placement(self):
+        from structprune.latency.placement import Placement
+
+        return Placement(self.device, self.dtype, self.batch_size, self.channels_last)
+
+
+class LatencyTargetSearch(TargetSearch):
+    """:class:`TargetSearch` on estimated milliseconds, verified by timing after the last step."""
+
+    def __init__(self, pruner: "BasePruner"):
+        self.latency_options = opts = pruner.latency_options
+        self.latency = opts.latency_model or self._build_model(pruner)
+        self.original = self._keep_original(pruner) if opts.verify_latency else None
+        if pruner.options.speedup is None and pruner.options.target_macs is None:
+            pruner.options.speedup = max(1.0, self.latency.full_ms / opts.target_latency)
+        super().__init__(pruner)
+        self.metric = "latency"
+        self.verification = None
+
+    def measure(self) -> float:
+        """The latency model's estimate (ms) of the model as it stands."""
+        return float(self.latency.estimate())
+
+    def _rounds(self, step: int) -> Iterator[Group]:
+        yield from super()._rounds(step)
+        if step == self.pruner.options.iterative_steps and self.original is not None:
+            yield from self._verified(step)
+
+    def _verified(self, step: int) -> Iterator[Group]:
+        """Time the result; while short of the asked speed-up, lower the goal and search on."""
+        for attempt in range(_CORRECTIONS + 1):
+            comparison = self._time()
+            wanted = self._wanted(comparison.before.median)
+            realised = comparison.speedup.median
+            logger.info("measured %s (asked %.2fx)", comparison.summary(), wanted)
+            if not self._short(comparison.speedup, wanted) or attempt == _CORRECTIONS:
+                break
+            self.final = self.measure() * max(realised / wanted, _MAX_CORRECTION)
+            yield from super()._rounds(step)
+        self.verification = comparison
+        self._report(comparison, wanted)
+
+    def _short(self, speedup, wanted: float) -> bool:
+        """Whether the measured speed-up is clearly short of ``wanted``: its median by more than the
+        tolerance and its whole spread below ``wanted`` (noise alone never prunes further)."""
+        lower = wanted * (1 - self.latency_options.tolerance)
+        return speedup.median < lower and speedup.high < wanted and self.ratio < self.pruner.options.max_pruning_ratio
+
+    def _wanted(self, before_ms: float) -> float:
+        opts = self.latency_options
+        if opts.target_latency is not None:
+            return before_ms / opts.target_latency
+        return float(self.pruner.options.speedup) if self.pruner.options.speedup else self.base / self.final
+
+    def _time(self):
+        from structprune.latency.timing import compare_latency
+
+        return compare_latency(self.original, self.pruner.model, self.pruner.example_inputs,
+                               self.latency_options.placement(), warmup=2,
+                               repeat=self.latency_options.latency_repeat, run_fn=self.pruner.forward_fn)
+
+    def _report(self, comparison, wanted: float) -> None:
+        speedup = comparison.speedup
+        if speedup.verdict == "slower":
+            logger.warning("the pruned model measures SLOWER than the original on %s: %s; try a round_to that "
+                           "the device's kernels prefer, or prune fewer heads/dims", self.latency_options.device,
+                           comparison.summary())
+        elif speedup.median < wanted * (1 - self.latency_options.tolerance):
+            logger.warning("asked for %.2fx on %s, measured %s: max_pruning_ratio, ignored layers or the "
+                           "rest of the forward limit what pruning can save", wanted,
+                           self.latency_options.device, comparison.summary())
+
+    @staticmethod
+    def _keep_original(pruner: "BasePruner"):
+        placement = pruner.latency_options.placement()
+        placed = placement.model(pruner.model)
+        return copy.deepcopy(placed) if placed is pruner.model else placed
+
+    @staticmethod
+    def _build_model(pruner: "BasePruner") -> "LatencyModel":
+        from structprune.latency.estimate import LatencyModel
+
+        opts = pruner.latency_options
+        progress = opts.latency_progress or _tqdm("latency table")
+        return LatencyModel(pruner.model, pruner.example_inputs, opts.placement(), run_fn=pruner.forward_fn,
+                            progress=progress)
+
+
+def _tqdm(desc: str) -> Callable | None:
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return lambda items: tqdm(items, desc=desc, leave=False)

@@ -1,0 +1,98 @@
+"""The latency table's disk cache and the per-layer latency model (deterministic fake timings)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from structprune.latency import Placement
+from structprune.latency.estimate import LatencyModel, interpolate, trace_layers
+from structprune.latency.probes import LayerShape, probe_for
+from structprune.latency.table import CACHE_ENV, LatencyTable, cache_dir
+
+
+def fake_ms(shape: LayerShape, widths: tuple[int, ...]) -> float:
+    """A deterministic cost: proportional to the layer's MACs at ``widths``."""
+    if shape.kind == "conv":
+        batch, h, w = shape.config[-1]
+        groups = widths[0] if shape.config[4] == 0 else shape.config[4]
+        return 1e-6 * batch * h * w * widths[0] * widths[1] / groups * math.prod(shape.config[0])
+    if shape.kind == "linear":
+        return 1e-6 * shape.config[0] * widths[0] * widths[1]
+    return 1e-6 * shape.config[1] * shape.config[2] * widths[0] ** 2
+
+
+class FakeLatencyModel(LatencyModel):
+    """Times nothing: each layer costs :func:`fake_ms` and counts how often it was asked."""
+
+    timed = 0
+
+    def measure_layer(self, probe, shape, widths):
+        FakeLatencyModel.timed += 1
+        return fake_ms(shape, widths)
+
+
+def small_cnn() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                         nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.Conv2d(16, 32, 1), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+
+
+def test_table_round_trip_and_cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    assert cache_dir() == tmp_path
+    table = LatencyTable.for_placement(Placement(batch_size=4))
+    table["conv|x|1,2"] = 1.5
+    table.save()
+    again = LatencyTable.for_placement(Placement())
+    assert again.path == table.path and again["conv|x|1,2"] == 1.5 and table.path.name.startswith("cpu-float32")
+    table.path.write_text("not json")
+    assert len(LatencyTable.load(table.path)) == 0
+
+
+def test_trace_finds_layers_with_shapes():
+    layers = trace_layers(small_cnn(), torch.zeros(2, 3, 8, 8))
+    kinds = [(layer.shape.kind, layer.shape.config[4] if layer.shape.kind == "conv" else None) for layer in layers]
+    assert kinds == [("conv", 1), ("conv", 0), ("conv", 1), ("linear", None)]
+    assert layers[0].shape.config[-1] == (2, 8, 8) and layers[1].widths() == (16, 16)
+    assert probe_for(nn.MultiheadAttention(8, 2)) is not None
+
+
+def test_interpolate_grid_diagonal_and_extrapolation():
+    grid = {(i, o): float(i * o) for i in (4, 8) for o in (4, 8)}
+    assert interpolate(grid, (6, 6)) == pytest.approx(36.0)
+    assert interpolate(grid, (8, 4)) == 32.0
+    diagonal = {(4, 4): 1.0, (8, 8): 2.0}
+    assert interpolate(diagonal, (6, 6)) == 1.5 and interpolate(diagonal, (2, 2)) == 0.5
+    assert interpolate({(8,): 2.0}, (4,)) == 1.0
+
+
+def test_model_estimate_sweeps_once_then_reads_the_cache(tmp_path):
+    model, table = small_cnn(), LatencyTable(tmp_path / "t.json")
+    FakeLatencyModel.timed = 0
+    latency = FakeLatencyModel(model, torch.zeros(1, 3, 8, 8), Placement(batch_size=2), table=table, full_ms=1.0)
+    swept = FakeLatencyModel.timed
+    assert swept > 0 and (tmp_path / "t.json").exists()
+    assert latency.estimate() == pytest.approx(1.0)  # full = layers + residual
+    FakeLatencyModel(model, torch.zeros(1, 3, 8, 8), Placement(batch_size=2), table=LatencyTable.load(table.path),
+                     full_ms=1.0)
+    assert FakeLatencyModel.timed == swept  # all from the cache
+    progress = []
+    FakeLatencyModel(model, torch.zeros(1, 3, 8, 8), Placement(batch_size=3), table=table, full_ms=1.0,
+                     progress=lambda items: progress.extend(items) or progress)
+    assert len(progress) == FakeLatencyModel.timed - swept > 0  # a new batch size is a new sweep
+
+
+def test_estimate_falls_as_layers_shrink(tmp_path):
+    import structprune
+
+    model = small_cnn()
+    latency = FakeLatencyModel(model, torch.zeros(1, 3, 8, 8), table=LatencyTable(tmp_path / "t.json"), full_ms=0.05)
+    before = latency.estimate()
+    structprune.prune_conv_out_channels(model[4], idxs=list(range(16)))
+    structprune.prune_linear_in_channels(model[8], idxs=list(range(16)))
+    assert latency.estimate() < before
+    assert latency.layer_ms(latency.layers[2], (16, 16)) == pytest.approx(fake_ms(latency.layers[2].shape, (16, 16)))

@@ -1,0 +1,88 @@
+"""``measure="latency"``: the target search on a deterministic latency model, and its check by timing."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+import torch.nn as nn
+
+from structprune.latency import LatencyComparison, LatencyStats
+from structprune.latency.table import LatencyTable
+from structprune.pruner import MagnitudePruner
+from structprune.pruner.latency_target import LatencyTargetSearch
+from tests.latency.test_estimate import FakeLatencyModel
+
+
+def cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+                         nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.Conv2d(128, 64, 3, padding=1), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+
+
+def fake_latency(model, x, tmp_path, full_ms=None):
+    table = LatencyTable(tmp_path / "fake.json")
+    probe = FakeLatencyModel(model, x, table=table, full_ms=1.0)
+    layers_ms = probe.layers_ms()
+    return FakeLatencyModel(model, x, table=table, full_ms=full_ms or layers_ms * 1.1)
+
+
+@pytest.mark.parametrize("speedup", [1.5, 2.0, 3.0])
+def test_speedup_by_latency_reaches_the_target_within_tolerance(tmp_path, speedup):
+    model, x = cnn(), torch.randn(1, 3, 16, 16)
+    latency = fake_latency(model, x, tmp_path)
+    base = latency.estimate()
+    pruner = MagnitudePruner(model, x, speedup=speedup, measure="latency", latency_model=latency,
+                             verify_latency=False, ignored_layers=[model[9]])
+    pruner.step()
+    reached = base / latency.estimate()
+    assert speedup <= reached <= speedup * 1.05
+    assert model(x).shape == (1, 10)
+
+
+def test_target_latency_in_ms(tmp_path):
+    model, x = cnn(), torch.randn(1, 3, 16, 16)
+    latency = fake_latency(model, x, tmp_path)
+    goal = latency.estimate() / 2.5
+    MagnitudePruner(model, x, target_latency=goal, latency_model=latency, verify_latency=False,
+                    ignored_layers=[model[9]]).step()
+    assert goal * 0.95 <= latency.estimate() <= goal
+
+
+def test_a_short_measured_speedup_is_corrected(tmp_path, monkeypatch):
+    """The device runs the pruned model 30% slower than the estimate says: one more round fixes it."""
+    model, x = cnn(), torch.randn(1, 3, 16, 16)
+    latency = fake_latency(model, x, tmp_path)
+    base = latency.estimate()
+
+    def timed(self):
+        after = latency.estimate() * 1.3
+        return LatencyComparison(LatencyStats((base,) * 5), LatencyStats((after,) * 5))
+
+    monkeypatch.setattr(LatencyTargetSearch, "_time", timed)
+    pruner = MagnitudePruner(model, x, speedup=2.0, measure="latency", latency_model=latency,
+                             ignored_layers=[model[9]])
+    pruner.step()
+    measured = pruner._target.verification.speedup.median
+    assert measured >= 2.0 * 0.95
+
+
+def test_slower_result_is_warned(tmp_path, monkeypatch, caplog):
+    model, x = cnn(), torch.randn(1, 3, 16, 16)
+    latency = fake_latency(model, x, tmp_path)
+    monkeypatch.setattr(LatencyTargetSearch, "_time",
+                        lambda self: LatencyComparison(LatencyStats((1.0,) * 5), LatencyStats((2.0,) * 5)))
+    with caplog.at_level(logging.WARNING):
+        MagnitudePruner(model, x, speedup=1.2, measure="latency", latency_model=latency,
+                        ignored_layers=[model[9]]).step()
+    assert "SLOWER" in caplog.text
+
+
+def test_bad_latency_options_are_refused():
+    model = cnn()
+    with pytest.raises(ValueError, match="measure"):
+        MagnitudePruner(model, torch.randn(1, 3, 8, 8), speedup=2.0, measure="flops")
+    with pytest.raises(ValueError, match="target_latency"):
+        MagnitudePruner(model, torch.randn(1, 3, 8, 8), target_latency=-1.0)
