@@ -412,8 +412,8 @@ def write_json(path: Path, rows: list[dict[str, Any]], runs: list[dict[str, Any]
 
 
 def merged(paths: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The rows of several result files; a later file's row replaces an earlier one of the same
-    table, method and library (a re-run)."""
+    """The rows of several result files, methods in the seed's order; a later file's row replaces
+    an earlier one of the same table, method and library (a re-run)."""
     rows: dict[tuple, dict[str, Any]] = {}
     metas = []
     for path in paths:
@@ -422,7 +422,9 @@ def merged(paths: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]
         for r in data["rows"]:
             rows[(r["table"], r["method"], r["library"])] = dict(r, finetune_epochs=r.get("finetune_epochs", schedule))
         metas += data["runs"]
-    return list(rows.values()), metas
+    titles = {title: i for i, title in enumerate(dict.fromkeys(r["table"] for r in rows.values()))}
+    order = {m.name: i for i, m in enumerate(ALL_METHODS)}
+    return sorted(rows.values(), key=lambda r: (titles[r["table"]], order.get(r["method"], len(order)))), metas
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
