@@ -127,6 +127,21 @@ def build_model(name: str, config: Config) -> nn.Module:
     return model.to(config.device)
 
 
+def base_file(name: str, c: Config) -> str:
+    """The cache file name of a trained base: every setting that shapes its weights."""
+    depth = f"{c.depth}-" if name == "resnet" else ""
+    return (f"{name}{depth}-{c.image_size}px-{c.train_images}img-{c.epochs:g}ep-lr{c.lr:g}-b{c.batch_size}"
+            f"-seed{c.seed}-{c.device}.pt")
+
+
+def save_atomically(state: dict[str, torch.Tensor], path: Path) -> None:
+    """Write ``state`` to ``path`` so that a process waiting for the file never reads half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    torch.save(state, partial)
+    partial.replace(path)
+
+
 def progress(desc: str):
     from tqdm import tqdm
     return functools.partial(tqdm, desc=desc, leave=False, mininterval=10, file=sys.stderr)
@@ -135,8 +150,8 @@ def progress(desc: str):
 class Bench:
     """Runs the tables, caching the base and sparse-trained models they share."""
 
-    def __init__(self, config: Config, data: Data, libraries: list[Library]):
-        self.config, self.data, self.libraries = config, data, libraries
+    def __init__(self, config: Config, data: Data, libraries: list[Library], cache: Path | None = None):
+        self.config, self.data, self.libraries, self.cache = config, data, libraries, cache
         self.example = data[0][:1].to(config.device)
         self.bases: dict[str, tuple[nn.Module, float]] = {}
         self.sparse: dict[tuple, tuple[nn.Module, float]] = {}
@@ -151,9 +166,16 @@ class Bench:
     def base(self, name: str) -> tuple[nn.Module, float]:
         if name not in self.bases:
             model = build_model(name, self.config)
-            self.train(model, self.config.epochs, self.config.lr, self.config.seed, f"train {name} base")
+            path = None if self.cache is None else self.cache / base_file(name, self.config)
+            if path is not None and path.exists():
+                model.load_state_dict(torch.load(path, map_location=self.config.device))
+                model.eval()
+            else:
+                self.train(model, self.config.epochs, self.config.lr, self.config.seed, f"train {name} base")
+                if path is not None:
+                    save_atomically(model.state_dict(), path)
             self.bases[name] = (model, self.evaluate(model))
-            print(f"{name} base: {self.bases[name][1]:.2f}%", flush=True)
+            print(f"{name} base: {self.bases[name][1]:.2f}%" + (f" ({path})" if path else ""), flush=True)
         return self.bases[name]
 
     def start(self, table: Table, library: Library, method: Method) -> tuple[nn.Module, float | None]:
@@ -319,6 +341,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--merge", nargs="*", type=Path,
                         help="report these result files together (a later file's rows replace re-run ones)")
     parser.add_argument("--tag", default="", help="appended to the table titles (e.g. ', fine-tune 3 epochs')")
+    parser.add_argument("--base-cache", type=Path,
+                        help="keep trained bases here and reuse them (runs split with --methods share one base)")
     parser.add_argument("--no-peer", action="store_true", help="skip Torch-Pruning")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--name", default="accuracy", help="stem of the result files")
@@ -348,11 +372,13 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, 
     torch.set_num_threads(args.threads)
     config = config_from(args)
     start = time.perf_counter()
-    bench = Bench(config, prepare_data(config), libraries(not args.no_peer))
+    bench = Bench(config, prepare_data(config), libraries(not args.no_peer), args.base_cache)
     rows: list[dict[str, Any]] = []
+    commit = source_commit()
 
     def meta(complete: bool) -> dict[str, Any]:
         return dict(config=asdict(config), wall_seconds=time.perf_counter() - start, torch=torch.__version__,
+                    commit=commit, args=vars(args),
                     threads=torch.get_num_threads(), quick=args.quick, complete=complete,
                     tables=sorted({r["table"] for r in rows}))
 
@@ -366,14 +392,28 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, 
     return rows, [meta(True)]
 
 
+def source_commit() -> str:
+    """The checkout's commit (with ``+dirty`` when files differ from it), or ``unknown``."""
+    import subprocess
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
 def write_json(path: Path, rows: list[dict[str, Any]], runs: list[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(dict(runs=runs, rows=rows), indent=1, default=str) + "\n")
 
 
 def merged(paths: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The rows of several result files; a later file's row replaces an earlier one of the same
-    table, method and library (a re-run)."""
+    """The rows of several result files, methods in the seed's order; a later file's row replaces
+    an earlier one of the same table, method and library (a re-run)."""
     rows: dict[tuple, dict[str, Any]] = {}
     metas = []
     for path in paths:
@@ -382,7 +422,9 @@ def merged(paths: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]
         for r in data["rows"]:
             rows[(r["table"], r["method"], r["library"])] = dict(r, finetune_epochs=r.get("finetune_epochs", schedule))
         metas += data["runs"]
-    return list(rows.values()), metas
+    titles = {title: i for i, title in enumerate(dict.fromkeys(r["table"] for r in rows.values()))}
+    order = {m.name: i for i, m in enumerate(ALL_METHODS)}
+    return sorted(rows.values(), key=lambda r: (titles[r["table"]], order.get(r["method"], len(order)))), metas
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:

@@ -44,3 +44,41 @@ def test_quick_run_prunes_every_row_to_the_target(tmp_path):
     saved = json.loads((tmp_path / "accuracy.json").read_text())
     assert len(saved["rows"]) == len(rows) and saved["runs"][0]["complete"]
     assert (tmp_path / "accuracy.png").stat().st_size > 1000 and (tmp_path / "accuracy.md").exists()
+
+
+def _tiny_rows(method: Method, peer: bool) -> list[dict]:
+    """``method``'s rows from a fresh bench on a tiny schedule (ResNet-8, 256 images)."""
+    from benchmarks.accuracy import Bench, Config, Table, libraries, prepare_data
+    config = Config(depth=8, train_images=256, val_images=200, epochs=1.0, sparse_epochs=0.5, finetune_epochs=0.5,
+                    calibration=32)
+    bench = Bench(config, prepare_data(config), libraries(peer))
+    rows: list[dict] = []
+    bench.run(Table("tiny / 2x", "resnet", 2.0, (method,)), rows.append)
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+def test_the_group_row_is_the_same_when_run_again():
+    """Same seed, same thread count: the same base, sparse training, pruned channels and accuracies."""
+    first, second = _tiny_rows(Method("group"), peer=False), _tiny_rows(Method("group"), peer=False)
+    assert len(first) == 1 and first == second
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", [Method("group"), Method("l2", iterative=True)], ids=lambda m: m.name)
+def test_rows_of_both_libraries_are_the_same_when_run_again(method):
+    first, second = _tiny_rows(method, peer=True), _tiny_rows(method, peer=True)
+    assert len(first) == 2 and first == second
+
+
+@pytest.mark.slow
+def test_two_quick_processes_give_identical_numbers(tmp_path):
+    """Across processes (hash seeds, object ids and allocation differ): identical JSON rows."""
+    import subprocess
+    import sys
+    rows = []
+    for run in ("a", "b"):
+        subprocess.run([sys.executable, "-m", "benchmarks.accuracy", "--quick", "--only", "2x", "--methods", "Group",
+                        "L2 iterative", "--out", str(tmp_path), "--name", run], check=True, capture_output=True)
+        saved = json.loads((tmp_path / f"{run}.json").read_text())["rows"]
+        rows.append([{k: v for k, v in r.items() if k != "seconds"} for r in saved])
+    assert len(rows[0]) == 4 and rows[0] == rows[1]
