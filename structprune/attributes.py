@@ -9,7 +9,7 @@ shrank to one new size is set to that size.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
@@ -26,6 +26,7 @@ class SizeAttribute:
     name: str
     classes: list[torch.Tensor]  # expanded classes of each output dim the attribute sized
     fixed: bool = False  # it sized (by position) a dim whose units can never be removed
+    atoms: list[torch.Tensor] = field(default_factory=list)  # the atoms of the dims it sized by position
 
 
 def _traced_ints(obj) -> list[TracedInt]:
@@ -101,6 +102,8 @@ def collect_size_attributes(graph) -> list[SizeAttribute]:
                     classes = graph.dim_classes(node.outputs[k], axis)
                     entry.classes.append(classes)
                     entry.fixed |= exact and not free_units(graph, classes)
+                    if exact:
+                        entry.atoms.append(graph.value_dims[node.outputs[k]][axis])
     return [a for a in found.values() if a.classes]
 
 
@@ -115,6 +118,31 @@ def free_units(graph, classes: torch.Tensor) -> frozenset[int]:
     found = frozenset(c[~graph.solution.pinned[c]].tolist())
     cache[id(classes)] = (classes, version, found)
     return found
+
+
+def tie_attribute_dims(graph, atoms) -> bool:
+    """One attribute that sizes dims made of different units (ViT's ``head_dim`` for the q/k head
+    dims, which meet in ``q @ k``, and for the v head dims) can follow pruning if the same
+    positions go from all of them: unify those dims' atoms in ``atoms`` (the flow's
+    :class:`~structprune.flow.atoms.AtomTable`) and return True (the caller solves again).
+
+    Only attributes that sized every such dim by argument position, none of them fixed, and no
+    dim of a buffer (rotary frequencies: a reload rebuilds them from the config) are tied; the
+    rest are pinned by :func:`pin_conflicting_attributes` as before.
+    """
+    buffer_units = frozenset().union(*(free_units(graph, graph.dim_classes(v, a))
+                                       for v, dims in graph.value_dims.items() if v.origin == "buffer"
+                                       for a in range(len(dims))))
+    tied = False
+    for attr in graph.size_attributes:
+        unit_sets = {free_units(graph, c) for c in attr.classes}
+        if (len(unit_sets) < 2 or frozenset() in unit_sets or attr.fixed or len(attr.atoms) != len(attr.classes)
+                or len({a.numel() for a in attr.atoms}) != 1 or buffer_units & frozenset().union(*unit_sets)):
+            continue
+        for other in attr.atoms[1:]:
+            atoms.unify(attr.atoms[0], other)
+        tied = True
+    return tied
 
 
 def pin_conflicting_attributes(graph, attributes: list[SizeAttribute]) -> None:

@@ -25,7 +25,8 @@ import torch
 from structprune.attributes import free_units, index_items, pin_groups
 from structprune.flow.rules.factory import size_arguments
 from structprune.trace.nodes import Node
-from structprune.trace.traced_int import TracedInt
+from structprune.hooks import config_follows
+from structprune.trace.traced_int import TracedInt, config_field
 
 SHAPED_OPS = {"view", "reshape", "expand", "broadcast_to"}
 
@@ -76,7 +77,12 @@ def _fixed_bound(graph, bound) -> bool:
         return False
     if not isinstance(bound, TracedInt) or not bound.sources or not bound.adaptive:
         return True
-    return not _adapts(graph, bound) and not all(graph.pruner_of(m) is not None for m, _ in bound.sources)
+    if _adapts(graph, bound) or all(graph.pruner_of(m) is not None for m, _ in bound.sources):
+        return False
+    # Phi-3's ``config.num_attention_heads * self.head_dim``: the adapter re-sets the config and the
+    # modules' size attributes (from the model rebuilt on that config) after every prune
+    return not all(_synced_config(graph, owner) or (isinstance(owner, torch.nn.Module) and _config_follows(graph))
+                   for owner, _ in bound.sources)
 
 
 def _pinned_positions(item: slice, n: int, fixed_start: bool, fixed_stop: bool) -> list[int]:
@@ -111,7 +117,20 @@ def _adapts(graph, size) -> bool:
     if not isinstance(size, TracedInt) or not size.sources or not size.adaptive:
         return False
     tied = {(id(a.module), a.name) for a in graph.size_attributes}
-    return all((id(module), name) in tied for module, name in size.sources)
+    return all((id(owner), name) in tied or _synced_config(graph, owner) for owner, name in size.sources)
+
+
+def _synced_config(graph, owner) -> bool:
+    """A field of the model's own config, which its family adapter sets from the pruned shapes
+    after every prune (:mod:`structprune.hooks`), so code reading it follows pruning."""
+    return config_field(owner) and owner.config is getattr(graph.model, "config", None) and _config_follows(graph)
+
+
+def _config_follows(graph) -> bool:
+    follows = getattr(graph, "_config_follows", None)
+    if follows is None:
+        follows = graph._config_follows = config_follows(graph.model)
+    return follows
 
 
 SPLIT_OPS = {"split", "split_with_sizes", "unsafe_split", "tensor_split"}

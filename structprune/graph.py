@@ -8,7 +8,8 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 import torch.nn as nn
 
-from structprune.attributes import collect_size_attributes, pin_conflicting_attributes, update_size_attributes
+from structprune.attributes import (collect_size_attributes, pin_conflicting_attributes, tie_attribute_dims,
+                                   update_size_attributes)
 from structprune.code_sizes import pin_code_sized_dims
 from structprune.compat import GraphCompat, pruning_fn_dim
 from structprune.flow.atoms import AtomSolution
@@ -74,6 +75,19 @@ class DependencyGraph(GraphCompat):
         ctx = propagate(self.trace, self.pruner_of)
         tie_shared_tensors(ctx, self.pruner_of, model)
         self.unhandled: list[Node] = ctx.unhandled
+        self._solve(ctx)
+        if tie_attribute_dims(self, ctx.atoms):  # one attribute sizing dims of different units
+            self._solve(ctx)
+        pin_conflicting_attributes(self, self.size_attributes)
+        pin_code_sized_dims(self)
+        self.targets = self._collect_targets(ctx)
+        if verbose and self.unhandled:
+            for node in self.unhandled[:10]:
+                logger.info("channels pinned: no rule for %s", node.describe())
+        return self
+
+    def _solve(self, ctx) -> None:
+        """Solve the flow's facts; reset what depends on the solution; find the size attributes."""
         self.solution = ctx.atoms.solve()
         self.value_dims = ctx.value_dims
         self._dim_classes: dict[tuple[int, int], torch.Tensor] = {}
@@ -82,13 +96,6 @@ class DependencyGraph(GraphCompat):
         self.free_units_cache: dict[int, tuple] = {}  # + pin version: see attributes.free_units
         self._groups_cache: dict[int, tuple[torch.Tensor, set[int]]] = {}
         self.size_attributes = collect_size_attributes(self)
-        pin_conflicting_attributes(self, self.size_attributes)
-        pin_code_sized_dims(self)
-        self.targets = self._collect_targets(ctx)
-        if verbose and self.unhandled:
-            for node in self.unhandled[:10]:
-                logger.info("channels pinned: no rule for %s", node.describe())
-        return self
 
     def register_customized_layer(self, layer_type_or_instance: type | nn.Module, layer_pruner: LayerPruner) -> None:
         """Treat a layer type (or one module) as a leaf pruned by ``layer_pruner`` (call before

@@ -17,3 +17,13 @@ def after_prune(model: nn.Module) -> None:
     from structprune.adapters.sync import sync_after_prune
 
     sync_after_prune(model)
+
+
+def config_follows(model: nn.Module) -> bool:
+    """Whether :func:`after_prune` keeps ``model.config`` in step with its shapes (a Hugging Face
+    model whose family has an adapter), so sizes its forward reads from the config follow pruning."""
+    if getattr(model, "config", None) is None or "transformers" not in sys.modules:
+        return False
+    from structprune.adapters.base import find_adapter
+
+    return find_adapter(model) is not None

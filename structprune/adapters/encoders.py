@@ -3,15 +3,18 @@
 RoBERTa, DistilBERT and ALBERT derive the head size as ``hidden / heads``: their attention must
 stay exactly hidden-wide, so only FFN neurons (and, in ALBERT, the factorised embedding size)
 can be pruned and saved.  ViT's config reads an explicit ``head_dim``, so a pruned hidden size
-with the attention kept wider is expressible there.  Pruned head dims are refused everywhere
-(the ``head_dim ** -0.5`` scaling is rebuilt from the config).  Swin's stage widths are fixed
+with the attention kept wider is expressible there, and so are pruned head dims (the
+``head_dim ** -0.5`` scaling a reload rebuilds is folded into the query projection).  Elsewhere
+pruned head dims are refused (the scaling is rebuilt from the config).  Swin's stage widths are fixed
 multiples ``embed_dim * 2 ** i`` and its FFNs ``mlp_ratio`` times as wide.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import torch
 import torch.nn as nn
 
 from structprune.adapters.base import ModelAdapter, PruningLimits, register_adapter
@@ -81,9 +84,21 @@ class AlbertAdapter(ModelAdapter):
 
 
 class ViTAdapter(ModelAdapter):
-    """``hidden_size``, ``head_dim``, ``num_attention_heads``, ``intermediate_size`` of a (pruned) ViT."""
+    """``hidden_size``, ``head_dim``, ``num_attention_heads``, ``intermediate_size`` of a (pruned) ViT.
+
+    Head dims may go: ViT's config has its own ``head_dim``, and the ``head_dim ** -0.5`` scaling
+    that a reload rebuilds from it is folded into the query projection first (:func:`fold_scaling`).
+    """
 
     name = "ViTConfig"
+
+    def pruning_limits(self, model: nn.Module) -> PruningLimits:
+        return PruningLimits(head_dims=True)
+
+    def sync_config(self, model: nn.Module) -> Any:
+        for layer in getattr(model, "base_model", model).layers:
+            fold_scaling(layer.attention, layer.attention.q_proj)
+        return super().sync_config(model)
 
     def config_fields(self, model: nn.Module) -> dict[str, Any]:
         base = getattr(model, "base_model", model)
@@ -102,6 +117,28 @@ class ViTAdapter(ModelAdapter):
         if not hasattr(model.config, "head_dim") and fields["head_dim"] * fields["num_attention_heads"] == hidden:
             del fields["head_dim"]  # implied by hidden_size / num_attention_heads
         return fields
+
+
+def fold_scaling(attention: nn.Module, query: nn.Linear) -> None:
+    """After head dims were pruned, set ``attention.scaling`` to the ``head_dim ** -0.5`` a reload
+    rebuilds, and scale ``query``'s weight and bias so that the attention logits stay the same
+    (``(a q) . k * new == q . k * old`` for ``a = old / new``).
+
+    Example::
+
+        fold_scaling(vit.layers[0].attention, vit.layers[0].attention.q_proj)
+    """
+    old, head_dim = getattr(attention, "scaling", None), getattr(attention, "head_dim", None)
+    if not isinstance(old, float) or not isinstance(head_dim, int) or head_dim <= 0:
+        return
+    new = head_dim ** -0.5
+    if math.isclose(old, new):
+        return
+    with torch.no_grad():
+        query.weight.mul_(old / new)
+        if query.bias is not None:
+            query.bias.mul_(old / new)
+    attention.scaling = new
 
 
 class SwinAdapter(ModelAdapter):

@@ -123,12 +123,11 @@ class LlamaStyleAdapter(ModelAdapter):
                 "intermediate_size": ffn}
 
     def _attention_widths(self, path: str, attention: nn.Module) -> tuple[int, int]:
-        if hasattr(attention, "qkv_proj"):  # Phi-3: [q | k | v]; q width from the kv heads kept in the module
-            kv_width = attention.num_key_value_heads * attention.head_dim
-            q_width = attention.qkv_proj.out_features - 2 * kv_width
-            self.require(q_width == attention.o_proj.in_features,
-                         f"{path}.self_attn.qkv_proj width {attention.qkv_proj.out_features} does not split into "
-                         f"q {attention.o_proj.in_features} + 2 x kv {kv_width}")
+        if hasattr(attention, "qkv_proj"):  # Phi-3: [q | k | v]; q as wide as o_proj reads, k and v alike
+            q_width, fused = attention.o_proj.in_features, attention.qkv_proj.out_features
+            kv_width = (fused - q_width) // 2
+            self.require(kv_width > 0 and q_width + 2 * kv_width == fused,
+                         f"{path}.self_attn.qkv_proj width {fused} does not split into q {q_width} + 2 equal k/v parts")
             return q_width, kv_width
         k, v = attention.k_proj.out_features, attention.v_proj.out_features
         self.require(k == v, f"{path}.self_attn has key width {k} but value width {v}")

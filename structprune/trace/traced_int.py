@@ -212,8 +212,10 @@ def _traced_container(value, source: tuple):
 @contextmanager
 def traced_int_attributes(model: nn.Module) -> Iterator[None]:
     """Swap every plain ``int`` attribute of ``model``'s modules for a TracedInt (and the ints of
-    every plain list/tuple-of-ints attribute for fixed ones), then restore the originals."""
-    swapped: list[tuple[nn.Module, str, object, object]] = []
+    every plain list/tuple-of-ints attribute for fixed ones, and the int fields of the configs
+    modules hold as ``self.config``: Phi-3 slices its fused q/k/v projection at
+    ``self.config.num_attention_heads * self.head_dim``), then restore the originals."""
+    swapped: list[tuple[object, str, object, object]] = []
     for module in model.modules():
         for name, value in list(vars(module).items()):
             if type(value) is int:
@@ -224,6 +226,13 @@ def traced_int_attributes(model: nn.Module) -> Iterator[None]:
                 continue
             swapped.append((module, name, value, traced))
             module.__dict__[name] = traced
+    for config in _configs(model):
+        ref = ConfigRef(config)
+        for name, value in list(vars(config).items()):
+            if type(value) is int:  # derived: a config field is no module's own attribute
+                traced = TracedInt(value, {(ref, name)}, derived=True)
+                swapped.append((config, name, value, traced))
+                config.__dict__[name] = traced
     try:
         yield
     finally:
@@ -232,6 +241,33 @@ def traced_int_attributes(model: nn.Module) -> Iterator[None]:
             if current is traced or isinstance(current, TracedInt):
                 module.__dict__[name] = value
         _plain_module_ints(model)
+
+
+def _configs(model: nn.Module) -> list:
+    """The configuration objects modules hold as ``self.config`` (a Hugging Face model's config,
+    shared by its layers), each once: their int fields are traced like module attributes."""
+    found: dict[int, object] = {}
+    for module in model.modules():
+        config = module.__dict__.get("config")
+        if config is not None and not isinstance(config, nn.Module) and hasattr(config, "__dict__"):
+            found.setdefault(id(config), config)
+    return list(found.values())
+
+
+class ConfigRef:
+    """The owner in a TracedInt source ``(owner, name)`` for a config field: hashable by identity
+    (configs compare by value and do not hash); attribute reads go to the config."""
+
+    def __init__(self, config) -> None:
+        self.config = config
+
+    def __getattr__(self, name: str):
+        return getattr(self.__dict__["config"], name)
+
+
+def config_field(owner) -> bool:
+    """Whether a TracedInt source ``(owner, name)`` is a field of a model's config (not a module attribute)."""
+    return isinstance(owner, ConfigRef)
 
 
 def _plain_module_ints(model: nn.Module) -> None:

@@ -75,6 +75,24 @@ def test_step_syncs_config_and_stock_round_trip(family, tmp_path):
     assert_generate_matches(model)
 
 
+@pytest.mark.parametrize("gqa", ["groups", "queries"])
+def test_phi3_heads_are_pruned_through_its_config_sliced_qkv(gqa, tmp_path):
+    """Phi-3 slices its fused qkv at ``self.config.num_attention_heads * self.head_dim``: a traced
+    config field that the adapter keeps in step, so heads go and every check agrees."""
+    model = build_llama_style("phi3")  # 4 query heads in 2 kv groups, head_dim 8
+    reference = build_llama_style("phi3")
+    prune_lm(model, pruning_ratio=0.0, prune_head_dims=False, gqa=gqa)
+    config, attention = model.config, model.model.layers[0].self_attn
+    expected = (2, 1) if gqa == "groups" else (2, 2)
+    assert (config.num_attention_heads, config.num_key_value_heads) == expected
+    assert attention.o_proj.in_features == 8 * expected[0]
+    assert attention.qkv_proj.out_features == 8 * (expected[0] + 2 * expected[1])
+    assert attention.num_key_value_heads == expected[1]
+    assert sum(p.numel() for p in model.parameters()) < sum(p.numel() for p in reference.parameters())
+    assert stock_round_trip(model, tmp_path) < 1e-5
+    assert_generate_matches(model)
+
+
 def test_gqa_heads_halve_and_config_follows(tmp_path):
     model = build_llama_style("llama")  # 4 query heads in 2 kv groups
     prune_lm(model, pruning_ratio=0.0, prune_head_dims=False, gqa="groups")

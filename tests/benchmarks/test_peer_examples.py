@@ -100,8 +100,6 @@ def test_every_example_runs_on_structprune_and_keeps_its_outputs(full_run):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="prunes less on timm vit_tiny/deit_tiny (hidden pinned by the qkv reshape's literal 3) "
-                   "and HF ViT (head_dim attribute pins head dims)")
 def test_structprune_prunes_as_much_wherever_torch_pruning_runs_and_keeps_outputs(full_run):
     assert [r["case"] for r in full_run if r["more_pruned"] is False] == []
 

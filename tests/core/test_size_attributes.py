@@ -42,7 +42,10 @@ def test_coincident_sizes_do_not_pin_kv_heads():
     model = GQAttention().eval()
     x = torch.randn(2, 3, 8)
     graph = tp.DependencyGraph().build_dependency(model, example_inputs=x)
-    kv_heads = _group_with(graph, {"q", "k", "v", "o"}, 2)
+    # two 2-unit groups span q/k/v/o: the kv heads, and the head dims (tied across q/k and v by
+    # ``self.head_dim``); the kv heads are the outer factor of k's channels
+    outer = set(graph.target_of(model.k).classes[:, 0].tolist())
+    kv_heads = next(g for g in graph.get_all_groups() if len(g.units) == 2 and set(g.units) & outer)
     assert tp.verify_group(model, tp.Group(graph, kv_heads.root, kv_heads.units, [1]), x) < 1e-5
     assert model.kv_heads == 1 and model.k.out_features == 2 and model.q.out_features == 4
 
