@@ -116,9 +116,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--criteria", nargs="+", default=list(CRITERIA), choices=list(CRITERIA))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--merge", nargs="+", type=Path, metavar="DIR",
+                        help="only merge the llm_minilm.json of runs made one criterion per process (in parallel)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
-    rows = run_criteria(args.distill_steps, args.criteria, args.seed)
+    if args.merge:
+        runs = [json.loads((d / "llm_minilm.json").read_text())["minilm"] for d in args.merge]
+        rows = runs[0][:1] + [row for run in runs for row in run[1:]]
+    else:
+        rows = run_criteria(args.distill_steps, args.criteria, args.seed)
     text = "MiniLM, 50% of FFN neurons and of heads:\n" + criteria_table(rows)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)

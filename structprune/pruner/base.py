@@ -45,6 +45,9 @@ class BasePruner(PrunerCompat):
     * ``iterative_steps`` with ``iterative_pruning_ratio_scheduler(ratio, steps) -> ratios``.
     * ``global_pruning``: rank all groups' (normalised) scores together, giving non-uniform
       widths; with ``isomorphic=True`` only structurally identical groups are ranked together.
+      A model whose config has one width per kind of layer is pruned uniformly instead, unless
+      ``uniform_layers=False`` and its family can hold per-layer widths (Llama-style decoders:
+      :mod:`structprune.adapters.uneven`).
     * ``round_to``: every pruned group keeps a multiple of ``round_to`` units.
     * ``ignored_layers``: modules (their output channels stay) or parameters (left untouched).
     * ``root_module_types``: only groups produced by these layer types are pruned.

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-UNEVEN_HINT = {True: " (Llama-style decoders can keep per-layer widths: pass uniform_layers=False)"}
+UNEVEN_HINT = " (Llama-style decoders can keep per-layer widths: pass uniform_layers=False)"
 OPT_OUT = "pass keep_config_expressible=False to prune it anyway (and save with structprune.save)"
 
 
@@ -89,7 +89,7 @@ def apply_config_limits(model: nn.Module, options: PruningOptions) -> ConfigLimi
     if options.global_pruning and limits.uniform_layers:
         options.global_pruning = False
         result.note("global ranking off: the config has one width per kind of layer, so every layer is "
-                    "pruned by the same ratio" + UNEVEN_HINT.get(options.uniform_layers, ""))
+                    "pruned by the same ratio" + (UNEVEN_HINT if options.uniform_layers else ""))
     return result
 
 
