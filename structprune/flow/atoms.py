@@ -126,6 +126,21 @@ class AtomSolution:
         self._def_index[self.def_roots] = torch.arange(len(self.def_roots))
         self._def_table = self.def_table if len(self.def_roots) else torch.full((1, 1), -1, dtype=torch.long)
         self._expanded: dict[bytes, torch.Tensor] = {}
+        self._by_group: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def atoms_of_groups(self, groups: torch.Tensor) -> torch.Tensor:
+        """Ids of every atom whose class belongs to one of channel spaces ``groups``, i.e.
+        ``torch.nonzero(torch.isin(group_of, groups))`` in some order, from an index sorted by space
+        (built once: pinning after solving asks this for a few spaces at a time, hundreds of times
+        on an LLM, where a pass over all atoms costs tens of milliseconds)."""
+        if self._by_group is None:
+            order = torch.argsort(self.group_of, stable=True)
+            self._by_group = (self.group_of[order], order)
+        keys, order = self._by_group
+        starts = torch.searchsorted(keys, groups).tolist()
+        ends = torch.searchsorted(keys, groups, right=True).tolist()
+        parts = [order[a:b] for a, b in zip(starts, ends) if b > a]
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
 
     def expand(self, atoms: Atoms) -> torch.Tensor:
         """``(N, K)`` prime classes of each element of ``atoms`` (``-1`` pads shorter products).
