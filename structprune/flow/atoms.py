@@ -196,9 +196,13 @@ class _Solver:
         return connected_components(self.n, torch.cat(self.eq_a), torch.cat(self.eq_b))
 
     def _unify_definitions(self) -> torch.Tensor:
-        """Repeat: classes defined twice get their components unified, until nothing changes."""
+        """Repeat: classes defined twice get their components unified, until nothing changes.
+
+        After the first pass only the new equalities are solved, between the classes found so far:
+        a component of all equalities is a union of earlier components, and the smallest atom of
+        the union is the smallest of their roots (the same labels as solving everything again)."""
+        root = self._components()
         while True:
-            root = self._components()
             new_a, new_b = [], []
             roots_by_shape: dict[tuple[int, ...], torch.Tensor] = {}
             for shape, defined, comps in self._stacked_definitions():
@@ -216,6 +220,7 @@ class _Solver:
                 return root
             self.eq_a.extend(new_a)
             self.eq_b.extend(new_b)
+            root = connected_components(self.n, torch.cat(new_a), torch.cat(new_b))[root]
 
     def _stacked_definitions(self):
         by_shape: dict[tuple[int, ...], list[_Definition]] = {}

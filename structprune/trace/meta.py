@@ -167,6 +167,9 @@ def _shortcut(name: str, args: tuple, kwargs: dict) -> torch.Tensor | None:
         else:
             return None
         return torch.empty(shape, dtype=torch.result_type(first, other), device="meta")
+    if name in ("pow", "__pow__") and len(args) == 2 and not kwargs and isinstance(args[1], (int, float)) \
+            and not isinstance(args[1], bool) and first.is_contiguous():
+        return torch.empty(first.shape, dtype=torch.result_type(first, args[1]), device="meta")
     if name == "linear":
         weight = args[1] if len(args) > 1 else kwargs.get("weight")
         if isinstance(weight, torch.Tensor) and weight.ndim == 2 and weight.dtype == first.dtype \

@@ -91,6 +91,7 @@ def test_shortcut_outputs_match_the_meta_kernels():
         ("layer_norm", (x, (8,)), {}, torch.nn.functional.layer_norm),
         ("add", (x, torch.empty(8, device="meta", dtype=torch.float64)), {}, torch.add),
         ("__mul__", (x, 2), {}, lambda a, b: a * b),
+        ("pow", (x, 2), {}, torch.pow),
         ("linear", (x, w), {}, torch.nn.functional.linear),
     ]:
         fast, slow = meta_shortcut(name, args, kwargs), fn(*args, **kwargs)
