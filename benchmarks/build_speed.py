@@ -24,7 +24,8 @@ Writes ``results/build_speed.json`` and ``results/build_speed.md``.
 Example::
 
     python -m benchmarks.build_speed --models resnet50 convnext_tiny --runs 5
-    python -m benchmarks.build_speed --quick      # tiny models, one run: a smoke test
+    python -m benchmarks.build_speed --quick      # every row once: one run, no warm-up, a shorter peer loop
+    python -m benchmarks.build_speed --smoke      # tiny models, one run: checks the script itself
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ MODELS: dict[str, Spec] = {
     "hf/Llama-3-8B shape (32 layers, hidden 4096, meta)": _llama(4096, 32, 14336, 32, 8, meta=True),
 }
 
-QUICK_MODELS: dict[str, Spec] = {
+SMOKE_MODELS: dict[str, Spec] = {
     "resnet18": MODELS["resnet18"],
     "hf/llama (hidden 64, 2 layers)": _llama(64, 2, 128, 4, 2),
     "hf/llama (hidden 64, 2 layers, meta)": _llama(64, 2, 128, 4, 2, meta=True),
@@ -295,14 +296,14 @@ class Bench:
             side.errors["ratio"] = f"output shapes changed: {before[:2]} -> {after[:2]}"
 
 
-def median_times(jobs: dict[tuple[str, str], Callable[[], float]], runs: int,
-                 timeout: int) -> dict[tuple[str, str], tuple[float | None, str]]:
-    """Median seconds of each job over ``runs`` rounds after one warm-up round, or its error.
+def median_times(jobs: dict[tuple[str, str], Callable[[], float]], runs: int, timeout: int,
+                 warmup: int = 1) -> dict[tuple[str, str], tuple[float | None, str]]:
+    """Median seconds of each job over ``runs`` rounds after ``warmup`` rounds, or its error.
 
     The jobs take turns within each round, so a change in machine load hits them all alike."""
     times: dict[tuple[str, str], list[float]] = {key: [] for key in jobs}
     errors: dict[tuple[str, str], str] = {}
-    for round_ in range(runs + 1):
+    for round_ in range(runs + warmup):
         for key, job in jobs.items():
             if key in errors:
                 continue
@@ -312,7 +313,7 @@ def median_times(jobs: dict[tuple[str, str], Callable[[], float]], runs: int,
             except Exception as error:  # a library that cannot do it: reported, not raised
                 errors[key] = _error_line(error)
                 continue
-            if round_:
+            if round_ >= warmup:
                 times[key].append(seconds)
     return {key: (None, errors[key]) if key in errors else (round(statistics.median(times[key]), 4), "")
             for key in jobs}
@@ -327,7 +328,8 @@ def _forward_seconds(bench: Bench, runs: int) -> float:
     return round(statistics.median(seconds[1:]), 4)
 
 
-def measure(name: str, spec: Spec, runs: int, modes: tuple[str, ...], timeout: int, peer_steps: int) -> Row:
+def measure(name: str, spec: Spec, runs: int, modes: tuple[str, ...], timeout: int, peer_steps: int,
+            warmup: int = 1) -> Row:
     """Both libraries on one model (the peer's side says so when it is not installed)."""
     libs = libraries()
     bench = Bench(name, spec, libs, peer_steps)
@@ -343,7 +345,7 @@ def measure(name: str, spec: Spec, runs: int, modes: tuple[str, ...], timeout: i
                 jobs[(mode, label)] = lambda label=label: bench.ratio(label)
             else:
                 jobs[(mode, label)] = lambda label=label, mode=mode: bench.target(label, mode)
-    timed = median_times(jobs, runs, timeout)
+    timed = median_times(jobs, runs, timeout, warmup)
     row = Row(name, int(count_params(bench.model)), None if spec.meta else _forward_seconds(bench, runs),
               Side(), Side(), "meta: construction only" if spec.meta else "")
     for label in LIBS:
@@ -403,18 +405,21 @@ def table_rows(rows: list[Row]) -> list[str]:
     return lines
 
 
-def markdown_table(rows: list[Row], threads: int, runs: int, peer_version: str, load: str = "") -> str:
+def markdown_table(rows: list[Row], threads: int, runs: int, peer_version: str, load: str = "",
+                   warmup: int = 1, peer_steps: int = 100) -> str:
     """The report: how it was measured, then one line per model (sp = structprune, TP = the peer)."""
     columns = ["model", "params M", "forward s"]
     for mode in MODES:
         columns += [f"{mode} sp s", f"{mode} TP s", f"{mode} TP/sp"]
     columns += ["sp 50% prune", "TP 50% prune"]
     header = [f"# Pruner speed: structprune (sp) vs {PEER} (TP)", "",
-              f"Median seconds of {runs} runs after one warm-up, the two libraries taking turns within each run; "
+              f"Median seconds of {runs} runs after {warmup or 'no'} warm-up, the two libraries taking turns within "
+              "each run; "
               f"CPU, {threads} torch threads{load}, random weights, 224 px images / 32 tokens. "
               "build: `MagnitudePruner(..., pruning_ratio=0.5, ignored_layers=[classifier / lm_head])`; ratio: its "
               "`step()`; macs / params: reach half the MACs / params (structprune: one `step()` with `speedup=2.0` / "
-              f"`target_params`; {PEER}: its progressive loop of `step()` and a recount). Errors are the library's. "
+              f"`target_params`; {PEER}: its progressive loop of `step()` and a recount, {peer_steps} "
+              "`iterative_steps`). Errors are the library's. "
               f"{PEER} {peer_version}.", "",
               "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     errors = [f"- {r.name}, {lib} {mode}: {error}" for r in rows for lib, side in (("sp", r.structprune), ("TP", r.peer))
@@ -432,7 +437,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="*", help=f"only these models (substrings of: {', '.join(MODELS)})")
     parser.add_argument("--modes", nargs="*", choices=MODES, default=list(MODES), help="what to time (default all)")
-    parser.add_argument("--quick", action="store_true", help="tiny models and one run (a smoke test)")
+    parser.add_argument("--quick", action="store_true",
+                        help="every model once: one run, no warm-up, --peer-steps 20, --timeout 120 at most")
+    parser.add_argument("--smoke", action="store_true", help="tiny models and one run (tests the script)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs after one warm-up (default 5)")
     parser.add_argument("--timeout", type=int, default=300, help="seconds before a job is stopped (default 300)")
@@ -443,8 +450,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def selected(args: argparse.Namespace) -> dict[str, Spec]:
-    """The models to run: the quick set, or the full set filtered by ``--models`` substrings."""
-    pool = QUICK_MODELS if args.quick else MODELS
+    """The models to run: the smoke set, or the full set filtered by ``--models`` substrings."""
+    pool = SMOKE_MODELS if args.smoke else MODELS
     if not args.models:
         return pool
     chosen = {name: spec for name, spec in pool.items() if any(m in name for m in args.models)}
@@ -455,16 +462,18 @@ def selected(args: argparse.Namespace) -> dict[str, Spec]:
 
 def main(argv: list[str] | None = None) -> list[Row]:
     args = parse_args(argv)
-    runs = 1 if args.quick else args.runs
+    quick = args.quick or args.smoke
+    runs, warmup = (1, 0) if quick else (args.runs, 1)
+    peer_steps, timeout = (min(args.peer_steps, 20), min(args.timeout, 120)) if quick else (args.peer_steps, args.timeout)
     torch.set_num_threads(args.threads)
     peer = libraries()[PEER]
     rows, start_load = [], os.getloadavg()[0]
     for name, spec in selected(args).items():
-        rows.append(measure(name, spec, runs, tuple(args.modes), args.timeout, args.peer_steps))
+        rows.append(measure(name, spec, runs, tuple(args.modes), timeout, peer_steps, warmup))
         print(table_rows(rows[-1:])[0], flush=True)
     load = f" (1-minute load average {start_load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end)"
     version = getattr(peer, "__version__", "") if peer else "not installed"
-    text = markdown_table(rows, args.threads, runs, version, load)
+    text = markdown_table(rows, args.threads, runs, version, load, warmup, peer_steps)
     write_results(rows, text, args.out)
     print(text)
     return rows

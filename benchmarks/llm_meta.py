@@ -6,7 +6,8 @@ parameters (TinyLlama's shape: 22 layers, hidden 2048, MLP 5632, 32 heads, 4 kv 
 
 ``--shape 1b|8b|70b`` picks Llama-3.2-1B, Llama-3-8B or Llama-3-70B's shape; ``--sizes 1b,8b,70b``
 analyses each in its own process and tabulates wall time (model built on meta, graph, plan,
-printed) and peak resident memory (``ru_maxrss`` of that process), written to
+printed), the CPU time of that span and of the whole process (imports included: the load-independent
+figures on a shared machine) and peak resident memory (``ru_maxrss`` of that process), written to
 ``results/llm_meta.json``.
 
 Examples::
@@ -113,10 +114,20 @@ def measure_sizes(names: list[str], threads: int) -> list[dict]:
     return rows
 
 
+def _process_cpu() -> float:
+    """CPU seconds of this whole process so far (imports included), user + system."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def format_sizes(rows: list[dict]) -> str:
-    lines = [f"{'shape':<6} {'params':>8} {'groups':>7} {'graph s':>8} {'plan s':>7} {'total s':>8} {'peak RSS':>9}"]
+    """Wall seconds (graph, plan, total), CPU seconds of the same span (load-independent) and of
+    the whole process with its imports, and peak RSS."""
+    lines = [f"{'shape':<6} {'params':>8} {'groups':>7} {'graph s':>8} {'plan s':>7} {'total s':>8} {'CPU s':>6} "
+             f"{'proc CPU s':>10} {'peak RSS':>9}"]
     lines += [f"{r['shape']:<6} {r['parameters'] / 1e9:>7.2f}B {r['groups']:>7} {r['build_s']:>8.1f} {r['plan_s']:>7.1f} "
-              f"{r['total_s']:>8.1f} {r['peak_rss_gb']:>6.2f}GiB" for r in rows]
+              f"{r['total_s']:>8.1f} {r.get('cpu_s', float('nan')):>6.1f} {r.get('process_cpu_s', float('nan')):>10.1f} "
+              f"{r['peak_rss_gb']:>6.2f}GiB" for r in rows]
     return "\n".join(lines)
 
 
@@ -148,12 +159,13 @@ def main(argv: list[str] | None = None) -> None:
                                                         kv_heads=args.kv_heads, vocab=args.vocab)
     import transformers
     transformers.LlamaForCausalLM  # noqa: B018  (the lazy import takes seconds; not part of the analysis)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     plan = analyse(llama_on_meta(**shape))
     print(format_plan(plan))
     if args.measure:
         print(json.dumps({"parameters": plan.parameters, "groups": len(plan.groups), "build_s": plan.build_s,
                           "plan_s": plan.plan_s, "total_s": round(time.perf_counter() - start, 1),
+                          "cpu_s": round(time.process_time() - cpu_start, 1), "process_cpu_s": round(_process_cpu(), 1),
                           "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}))
     if args.json:
         args.json.write_text(json.dumps(plan.__dict__, indent=1) + "\n")

@@ -168,10 +168,11 @@ def pin_groups(graph, units: set[int], reason: str) -> None:
         return
     solution = graph.solution
     groups = solution.group_of[torch.tensor(sorted(units), dtype=torch.long)].unique()
-    members = torch.isin(solution.group_of, groups) & ~solution.pinned
+    members = solution.atoms_of_groups(groups)
+    members = members[~solution.pinned[members]]
     solution.reasons.append(reason)
     solution.pin_reason[members] = len(solution.reasons) - 1
-    solution.pinned |= members
+    solution.pinned[members] = True
     solution.pin_version += 1
 
 

@@ -117,7 +117,7 @@ class GraphCompat:
         return self._pruning_history
 
     def record_pruning(self, name: str, is_out: bool, idxs: Sequence[int]) -> None:
-        self._pruning_history.append([name, bool(is_out), [int(i) for i in idxs]])
+        self._pruning_history.append([name, bool(is_out), list(map(int, idxs))])
 
     def load_pruning_history(self, pruning_history: Sequence[Sequence]) -> None:
         """Prune this (unpruned) model as the history says, group by group, in order.

@@ -121,7 +121,7 @@ class Group(GroupCompat):
         self.graph = graph
         self.root = root
         self.units = units
-        self.idxs = [int(i) for i in idxs]
+        self.idxs = list(map(int, idxs))
         self.gids = set(graph.solution.group_of[torch.as_tensor(units, dtype=torch.long)].unique().tolist()) \
             if units else set()
         self.released = released  # output-pinned classes an explicit request may remove (or None)
@@ -193,7 +193,7 @@ class Group(GroupCompat):
         """For each target, the channel indices that removing units ``idxs`` takes away."""
         idxs = self.idxs if idxs is None else idxs
         dead = self.graph.dead
-        key = (dead, version_of(dead), tuple(int(i) for i in idxs))
+        key = (dead, version_of(dead), tuple(map(int, idxs)))
         last = self._last_plan
         if key[1] is None or last is None or last[0][0] is not dead or last[0][1:] != key[1:]:
             remove = self._remove_mask(idxs)
@@ -234,7 +234,7 @@ class Group(GroupCompat):
         is raised: the model is never left half-pruned.  With ``record_history`` the root and
         its channel indices are appended to ``graph.pruning_history()`` (for replay).
         """
-        idxs = self.idxs if idxs is None else [int(i) for i in idxs]
+        idxs = self.idxs if idxs is None else list(map(int, idxs))
         if not idxs:
             return
         if not self.is_valid(idxs):

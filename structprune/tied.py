@@ -77,8 +77,8 @@ def keep_ties() -> Iterator[dict[int, tuple[torch.Tensor, torch.Tensor]]]:
 
 def holders(modules: Iterable[nn.Module], tensors: set[int]) -> list[nn.Module]:
     """Those of ``modules`` that hold one of ``tensors`` (by id) as a parameter or buffer."""
-    return [m for m in modules if not (tensors.isdisjoint(map(id, m._parameters.values()))
-                                       and tensors.isdisjoint(map(id, m._buffers.values())))]
+    return [m for m in modules if (m._parameters and not tensors.isdisjoint(map(id, m._parameters.values())))
+            or (m._buffers and not tensors.isdisjoint(map(id, m._buffers.values())))]
 
 
 def retie(modules: list[nn.Module], replaced: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> None:

@@ -126,6 +126,21 @@ class AtomSolution:
         self._def_index[self.def_roots] = torch.arange(len(self.def_roots))
         self._def_table = self.def_table if len(self.def_roots) else torch.full((1, 1), -1, dtype=torch.long)
         self._expanded: dict[bytes, torch.Tensor] = {}
+        self._by_group: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def atoms_of_groups(self, groups: torch.Tensor) -> torch.Tensor:
+        """Ids of every atom whose class belongs to one of channel spaces ``groups``, i.e.
+        ``torch.nonzero(torch.isin(group_of, groups))`` in some order, from an index sorted by space
+        (built once: pinning after solving asks this for a few spaces at a time, hundreds of times
+        on an LLM, where a pass over all atoms costs tens of milliseconds)."""
+        if self._by_group is None:
+            order = torch.argsort(self.group_of, stable=True)
+            self._by_group = (self.group_of[order], order)
+        keys, order = self._by_group
+        starts = torch.searchsorted(keys, groups).tolist()
+        ends = torch.searchsorted(keys, groups, right=True).tolist()
+        parts = [order[a:b] for a, b in zip(starts, ends) if b > a]
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
 
     def expand(self, atoms: Atoms) -> torch.Tensor:
         """``(N, K)`` prime classes of each element of ``atoms`` (``-1`` pads shorter products).
@@ -181,9 +196,13 @@ class _Solver:
         return connected_components(self.n, torch.cat(self.eq_a), torch.cat(self.eq_b))
 
     def _unify_definitions(self) -> torch.Tensor:
-        """Repeat: classes defined twice get their components unified, until nothing changes."""
+        """Repeat: classes defined twice get their components unified, until nothing changes.
+
+        After the first pass only the new equalities are solved, between the classes found so far:
+        a component of all equalities is a union of earlier components, and the smallest atom of
+        the union is the smallest of their roots (the same labels as solving everything again)."""
+        root = self._components()
         while True:
-            root = self._components()
             new_a, new_b = [], []
             roots_by_shape: dict[tuple[int, ...], torch.Tensor] = {}
             for shape, defined, comps in self._stacked_definitions():
@@ -201,6 +220,7 @@ class _Solver:
                 return root
             self.eq_a.extend(new_a)
             self.eq_b.extend(new_b)
+            root = connected_components(self.n, torch.cat(new_a), torch.cat(new_b))[root]
 
     def _stacked_definitions(self):
         by_shape: dict[tuple[int, ...], list[_Definition]] = {}

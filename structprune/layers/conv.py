@@ -31,7 +31,9 @@ def removed_groups(channels: int, groups: int, idxs: Sequence[int]) -> tuple[lis
     """Split removed channel ``idxs`` into whole groups and per-group positions (same in every
     remaining group); raise if the removal would make groups unequal."""
     per = channels // groups
-    removed = torch.as_tensor([int(i) for i in idxs], dtype=torch.long)
+    if per == 1:  # depthwise: every channel is a whole group
+        return sorted({i for i in map(int, idxs) if 0 <= i < groups}), []
+    removed = torch.as_tensor(list(map(int, idxs)), dtype=torch.long)
     mask = torch.zeros(groups * per, dtype=torch.bool)
     mask[removed[(removed >= 0) & (removed < groups * per)]] = True
     rows = mask.view(groups, per)

@@ -52,6 +52,8 @@ def unit_kind(graph: DependencyGraph, group: Group, num_heads: dict[int, int]) -
     units = torch.tensor(sorted(group.units), dtype=torch.long)
     outer_free, inner, inner_factors = False, False, []
     for target in members:
+        if target.classes.shape[1] == 1:
+            continue  # one unit per element: neither an outer nor an inner factor here
         rows = target.classes[target.alive_rows(graph.dead)]
         mine = _member(rows, units) & (rows >= 0)
         if not bool(mine.any()) or int(mine.any(1).sum()) <= len(set(rows[mine].tolist())):

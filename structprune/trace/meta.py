@@ -117,14 +117,15 @@ def meta_weights(model: nn.Module) -> Iterator[None]:
 # Output shapes of common ops computed directly: torch's meta kernels for them run Python
 # decompositions that cost ~10-30x an empty tensor.  Only out-of-place calls on meta operands.
 _LIKE_INPUT = {"relu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "mish", "elu", "leaky_relu",
-               "relu6", "dropout", "layer_norm", "batch_norm", "group_norm", "instance_norm", "rms_norm", "neg",
+               "relu6", "hardtanh", "dropout", "layer_norm", "batch_norm", "group_norm", "instance_norm", "rms_norm", "neg",
                "rsqrt", "sqrt", "exp", "softmax", "log_softmax"}
 _BINARY = {"add", "sub", "mul", "div", "true_divide", "__add__", "__radd__", "__sub__", "__mul__", "__rmul__",
            "__truediv__"}
 
 
 _INPLACE_AT = {"relu": 1, "relu6": 1, "hardswish": 1, "hardsigmoid": 1, "mish": 1, "silu": 1, "elu": 2,
-               "leaky_relu": 2, "dropout": 3}
+               "leaky_relu": 2, "hardtanh": 3, "dropout": 3}
+_BINARY_INPLACE = {"add_", "sub_", "mul_", "div_", "__iadd__", "__isub__", "__imul__", "__itruediv__"}
 
 
 def meta_shortcut(name: str, args: tuple, kwargs: dict) -> torch.Tensor | None:
@@ -133,6 +134,8 @@ def meta_shortcut(name: str, args: tuple, kwargs: dict) -> torch.Tensor | None:
     kernel's output it requires grad (and is no leaf) when an operand does under grad mode."""
     if not args or not isinstance(args[0], torch.Tensor) or not args[0].is_meta or "out" in kwargs:
         return None
+    if _in_place(name, args, kwargs):
+        return args[0] if _may_write_in_place(args, kwargs) else None
     out = _shortcut(name, args, kwargs)
     if out is not None and torch.is_grad_enabled() \
             and any(isinstance(a, torch.Tensor) and a.requires_grad for a in (*args, *kwargs.values())):
@@ -150,6 +153,8 @@ def _shortcut(name: str, args: tuple, kwargs: dict) -> torch.Tensor | None:
             return None
         if kwargs.get("dtype") is not None or (len(args) > 2 and name.endswith("softmax")):
             return None
+        if first.is_contiguous():  # empty_like on meta runs a Python reference; same strides here
+            return torch.empty(first.shape, dtype=first.dtype, device="meta")
         return torch.empty_like(first)
     if name in _BINARY and len(args) == 2 and set(kwargs) <= {"alpha"}:
         other = args[1]
@@ -162,9 +167,51 @@ def _shortcut(name: str, args: tuple, kwargs: dict) -> torch.Tensor | None:
         else:
             return None
         return torch.empty(shape, dtype=torch.result_type(first, other), device="meta")
+    if name in ("pow", "__pow__") and len(args) == 2 and not kwargs and isinstance(args[1], (int, float)) \
+            and not isinstance(args[1], bool) and first.is_contiguous():
+        return torch.empty(first.shape, dtype=torch.result_type(first, args[1]), device="meta")
     if name == "linear":
         weight = args[1] if len(args) > 1 else kwargs.get("weight")
         if isinstance(weight, torch.Tensor) and weight.ndim == 2 and weight.dtype == first.dtype \
                 and first.ndim >= 1 and first.shape[-1] == weight.shape[1]:
             return torch.empty((*first.shape[:-1], weight.shape[0]), dtype=first.dtype, device="meta")
     return None
+
+
+def _in_place(name: str, args: tuple, kwargs: dict) -> bool:
+    """Whether the op writes its result into ``args[0]`` with ``args[0]``'s shape and dtype (an
+    activation called in place, or in-place arithmetic whose other operand broadcasts to it)."""
+    first = args[0]
+    if not first.is_floating_point():
+        return False
+    if name in _INPLACE_AT:
+        position = _INPLACE_AT[name]
+        return kwargs.get("inplace", len(args) > position and args[position]) is True
+    if name.endswith("_") and not name.startswith("__") and name[:-1] in _LIKE_INPUT and len(args) == 1 \
+            and not kwargs and not name.startswith(("dropout", "softmax", "log_softmax")):
+        return True
+    if name in _BINARY_INPLACE and len(args) == 2 and set(kwargs) <= {"alpha"}:
+        other = args[1]
+        if isinstance(other, torch.Tensor):
+            if not other.is_meta or not _broadcasts_to(other.shape, first.shape):
+                return False
+            return torch.can_cast(torch.result_type(first, other), first.dtype)
+        return isinstance(other, (int, float)) and not isinstance(other, bool)
+    return False
+
+
+def _broadcasts_to(shape: torch.Size, target: torch.Size) -> bool:
+    if len(shape) > len(target):
+        return False
+    return all(n in (1, m) for n, m in zip(shape[::-1], target[::-1]))
+
+
+def _may_write_in_place(args: tuple, kwargs: dict) -> bool:
+    """Whether autograd allows the write and leaves ``args[0]``'s grad status as it is: without
+    grad mode, or into a non-leaf that is no view and already requires grad, or when no operand
+    requires grad (otherwise the kernel runs, and raises where the real op would)."""
+    first = args[0]
+    operands = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+    if not torch.is_grad_enabled() or not any(a.requires_grad for a in operands):
+        return True
+    return first.requires_grad and first.grad_fn is not None and first._base is None

@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from benchmarks.build_speed import (MISSING, MODELS, QUICK_MODELS, JobTimeout, Row, Side, markdown_table,
+from benchmarks.build_speed import (MISSING, MODELS, SMOKE_MODELS, JobTimeout, Row, Side, markdown_table,
                                     median_times, output_shapes, parse_args, selected, table_rows)
 
 
@@ -35,7 +35,8 @@ def test_missing_peer_is_spelled_out():
 def test_model_filter_and_quick_set():
     assert list(selected(parse_args(["--models", "resnet50", "narrow"]))) == [
         "resnet50", next(n for n in MODELS if "narrow" in n)]
-    assert selected(parse_args(["--quick"])) == QUICK_MODELS
+    assert selected(parse_args(["--smoke"])) == SMOKE_MODELS
+    assert selected(parse_args(["--quick"])) == MODELS  # every row, once
     with pytest.raises(SystemExit):
         selected(parse_args(["--models", "no-such-model"]))
 

@@ -36,4 +36,5 @@ def test_measure_prints_time_and_peak_memory(capsys):
           "--vocab", "64", "--measure"])
     row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert row["groups"] >= 2 and row["peak_rss_gb"] > 0 and row["total_s"] >= row["build_s"]
+    assert row["process_cpu_s"] >= row["cpu_s"] >= 0
     assert "70b" in format_sizes([{"shape": "70b", **row}])

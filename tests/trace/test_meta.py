@@ -91,11 +91,33 @@ def test_shortcut_outputs_match_the_meta_kernels():
         ("layer_norm", (x, (8,)), {}, torch.nn.functional.layer_norm),
         ("add", (x, torch.empty(8, device="meta", dtype=torch.float64)), {}, torch.add),
         ("__mul__", (x, 2), {}, lambda a, b: a * b),
+        ("pow", (x, 2), {}, torch.pow),
         ("linear", (x, w), {}, torch.nn.functional.linear),
     ]:
         fast, slow = meta_shortcut(name, args, kwargs), fn(*args, **kwargs)
         assert (fast.shape, fast.dtype, fast.requires_grad) == (slow.shape, slow.dtype, slow.requires_grad)
         assert fast.grad_fn is not None
-    assert meta_shortcut("relu", (x, True), {}) is None  # in place: the kernel runs
+    assert meta_shortcut("relu", (x, True), {}) is x  # in place: the input is the output
     assert meta_shortcut("div", (x, x), {"rounding_mode": "floor"}) is None
     assert meta_shortcut("gelu", (torch.ones(2),), {}) is None  # real operands: the real op runs
+
+
+def test_in_place_shortcuts_return_the_input_where_the_kernel_would_succeed():
+    x = torch.empty(2, 5, 8, device="meta", requires_grad=True) * 1.0
+    assert meta_shortcut("hardtanh", (x,), {"min_val": 0.0, "max_val": 6.0, "inplace": True}) is x
+    assert meta_shortcut("add_", (x, torch.empty(8, device="meta")), {}) is x
+    assert meta_shortcut("__iadd__", (x, 1.0), {}) is x
+    assert meta_shortcut("relu_", (x,), {}) is x
+    assert meta_shortcut("add_", (x, torch.empty(4, 2, 5, 8, device="meta")), {}) is None  # would broadcast up
+    assert meta_shortcut("add_", (x, torch.empty(3, 5, 8, device="meta")), {}) is None  # does not broadcast
+    leaf = torch.empty(2, 8, device="meta", requires_grad=True)
+    assert meta_shortcut("relu", (leaf, True), {}) is None  # a leaf that requires grad: the kernel raises
+    assert meta_shortcut("relu", (x[0], True), {}) is None  # a view: left to the kernel
+    with torch.no_grad():
+        assert meta_shortcut("relu", (leaf, True), {}) is leaf
+
+
+def test_like_input_shortcut_keeps_strides():
+    x = torch.empty(2, 5, 8, device="meta").transpose(1, 2)
+    for t in (x, x.contiguous()):
+        assert meta_shortcut("gelu", (t,), {}).stride() == torch.nn.functional.gelu(t).stride()
