@@ -33,7 +33,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.nn as nn
@@ -144,17 +144,13 @@ class Bench:
         with torch.inference_mode():
             return measure_memory(placed, self.placement.inputs(self.inputs), self.placement.device)
 
-    def rows(self, speedups: list[float], peer: bool) -> list[dict[str, Any]]:
-        out = []
+    def rows(self, speedups: list[float], peer: bool) -> Iterator[dict[str, Any]]:
+        """The rows of every speed-up, each yielded as soon as it is measured."""
         for s in speedups:
-            out.append(self.row("structprune", f"speedup={s:g}", s, lambda: self.structprune(s, "macs")))
-            out.append(self.row("structprune", f"speedup={s:g}, measure=latency", s,
-                                lambda: self.structprune(s, "latency")))
+            yield self.row("structprune", f"speedup={s:g}", s, lambda: self.structprune(s, "macs"))
+            yield self.row("structprune", f"speedup={s:g}, measure=latency", s, lambda: self.structprune(s, "latency"))
             if peer:
-                out.append(self.row(PEER, "pruning_ratio to the same MACs", s, lambda: self.peer(s)))
-            yield from out
-            out = []
-
+                yield self.row(PEER, "pruning_ratio to the same MACs", s, lambda: self.peer(s))
 
 def line(r: dict[str, Any]) -> str:
     """One Markdown table row."""

@@ -1,7 +1,7 @@
 """A model's latency from its layers': the per-layer latency model behind ``measure="latency"``.
 
 One forward records every layer that has a probe (:mod:`.probes`) with the shape of its input.
-Each layer is then timed alone at a sweep of its own widths (1, 3/4, 1/2, 1/4 of each), on the
+Each layer is then timed alone at a sweep of its own widths (1, 0.7, 0.4 of each), on the
 target device and dtype, and the timings are kept in the on-disk :class:`.table.LatencyTable`, so
 a second model with the same layer shapes measures nothing.  The estimate of the model as it
 stands is the sum of its layers' interpolated timings plus a residual: the full forward timed
