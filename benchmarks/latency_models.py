@@ -90,7 +90,7 @@ MODELS: dict[str, ModelSpec] = {
                                Size(128, 224)),
     "mobilenet_v2": ModelSpec(_torchvision("mobilenet_v2", lambda m: m.classifier[1]), Size(8, 160),
                               Size(256, 224)),
-    "timm/vit_small_patch16_224": ModelSpec(_timm_vit("vit_small_patch16_224"), Size(4, 112), Size(64, 224)),
-    "bert-base shape": ModelSpec(_bert, Size(2, 32), Size(32, 128)),
-    "llama shape (1024 x 8)": ModelSpec(_llama, Size(1, 64), Size(8, 512), _llama_hints),
+    "timm-vit_small": ModelSpec(_timm_vit("vit_small_patch16_224"), Size(4, 112), Size(64, 224)),
+    "bert-base": ModelSpec(_bert, Size(2, 32), Size(32, 128)),
+    "llama-1024x8": ModelSpec(_llama, Size(1, 64), Size(8, 512), _llama_hints),
 }
