@@ -221,7 +221,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     start = time.perf_counter()
     print(HEADER)
     for name in args.models or list(MODELS):
-        bench = Bench(name, MODELS[name], args)
+        try:
+            bench = Bench(name, MODELS[name], args)
+        except ImportError as error:  # e.g. no timm / transformers on a bare GPU machine
+            rows.append({"model": name, "batch": "-", "library": "-", "target": "-", "error": f"skipped: {error}"})
+            print(line(rows[-1]), flush=True)
+            continue
         for row in bench.rows(args.speedups, peer):
             rows.append(row)
             print(line(row), flush=True)
