@@ -1,7 +1,7 @@
 """A model's latency from its layers': the per-layer latency model behind ``measure="latency"``.
 
 One forward records every layer that has a probe (:mod:`.probes`) with the shape of its input.
-Each layer is then timed alone at a sweep of its own widths (1, 3/4, 1/2, 1/4 of each), on the
+Each layer is then timed alone at a sweep of its own widths (1, 0.7, 0.4 of each), on the
 target device and dtype, and the timings are kept in the on-disk :class:`.table.LatencyTable`, so
 a second model with the same layer shapes measures nothing.  The estimate of the model as it
 stands is the sum of its layers' interpolated timings plus a residual: the full forward timed
@@ -60,7 +60,7 @@ class LatencyModel:
 
     def __init__(self, model: nn.Module, example_inputs: Any, placement: Placement | None = None,
                  table: LatencyTable | None = None, run_fn: RunFn | None = None, full_ms: float | None = None,
-                 progress: Progress | None = None, warmup: int = 2, repeat: int = 7):
+                 progress: Progress | None = None, warmup: int = 1, repeat: int = 5):
         self.model, self.example_inputs, self.run_fn = model, example_inputs, run_fn
         self.placement = placement or Placement()
         self.table = table if table is not None else LatencyTable.for_placement(self.placement)
@@ -86,6 +86,25 @@ class LatencyModel:
         """Interpolated milliseconds of ``layer`` at ``widths`` over its measured sweep."""
         points = {w: self.table[layer.shape.key(w)] for w in layer.probe.grid(layer.shape)}
         return interpolate(points, widths)
+
+    def saved_ms(self, module: nn.Module, dim: str, fraction: float) -> float:
+        """Estimated milliseconds saved by removing ``fraction`` of ``module``'s ``dim`` ("in" or
+        "out") channels now (0 for a module the model does not time)."""
+        layer = self._by_module().get(id(module))
+        if layer is None or dim not in ("in", "out"):
+            return 0.0
+        widths = layer.widths()
+        axis = 0 if dim == "in" else len(widths) - 1
+        smaller = list(widths)
+        smaller[axis] = max(1, round(widths[axis] * (1 - fraction)))
+        if len(widths) == 2 and layer.shape.config[4:5] == (0,) and layer.shape.kind == "conv":
+            smaller = [smaller[axis]] * 2  # a depthwise conv shrinks on both sides at once
+        return (self.layer_ms(layer, widths) - self.layer_ms(layer, tuple(smaller))) * layer.calls
+
+    def _by_module(self) -> dict[int, TracedLayer]:
+        if not hasattr(self, "_index"):
+            self._index = {id(layer.module): layer for layer in self.layers}
+        return self._index
 
     def sweep(self, progress: Progress | None = None) -> int:
         """Time every sweep point not yet in the table; save the table; return how many were timed."""

@@ -48,7 +48,7 @@ class Placement:
             model = model.to(device=self.device, dtype=self.dtype)
             if self.channels_last:
                 model = model.to(memory_format=torch.channels_last)
-        return model.eval()
+        return model
 
     def inputs(self, example_inputs: Any) -> Any:
         """The example inputs batched to ``batch_size``, on this device, floats in this dtype."""

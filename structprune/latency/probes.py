@@ -7,8 +7,8 @@ widths to sweep, and builds a fresh layer of given widths with a matching input.
 * ``Conv2d``: widths ``(in, out)``; depthwise convs (``groups == in == out``) sweep one width
   with the groups; other grouped convs keep their groups and sweep multiples of them.
 * ``Linear``: widths ``(in, out)`` over the flattened leading dims (tokens x batch).
-* ``MultiheadAttention`` (self-attention): width ``(embed_dim,)`` with the head count it had,
-  sweeping head_dim; the attention core is timed with it.
+* ``MultiheadAttention`` (self-attention): widths ``(model width, q/k/v width)`` with the head
+  count it had (the q/k/v width sweeps head_dim); projections and fused attention timed together.
 
 Norms, activations and the rest are cheap and go to the model's residual (see :mod:`.estimate`).
 """
@@ -21,7 +21,7 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-FRACTIONS = (1.0, 0.75, 0.5, 0.25)
+FRACTIONS = (1.0, 0.7, 0.4)  # conv and linear costs are near bilinear in (in, out): 3 points per axis
 
 
 @dataclass(frozen=True)
@@ -142,26 +142,37 @@ def _mha_shape(module: nn.MultiheadAttention, inputs: tuple) -> LayerShape | Non
 
 
 def _mha_widths(module: nn.MultiheadAttention) -> tuple[int, ...]:
-    return (int(module.in_proj_weight.shape[1]) if module.in_proj_weight is not None else module.embed_dim,)
+    """(model width in and out, query/key/value width = heads x head_dim)."""
+    weight = module.in_proj_weight
+    return int(weight.shape[1]), int(weight.shape[0] // 3)
 
 
 def _mha_grid(shape: LayerShape) -> list[tuple[int, ...]]:
     heads = shape.config[0]
-    return [(w,) for w in sorted({_scaled(shape.widths[0], f, heads) for f in FRACTIONS})]
+    ins = sorted({_scaled(shape.widths[0], f) for f in FRACTIONS})
+    inner = sorted({_scaled(shape.widths[1], f, heads) for f in FRACTIONS})
+    return [(i, o) for i in ins for o in inner]
 
 
 class _SelfAttention(nn.Module):
-    def __init__(self, embed: int, heads: int):
+    """What ``nn.MultiheadAttention`` runs on one sequence: q/k/v projection, fused attention over
+    ``heads`` heads, output projection, at any model and q/k/v width."""
+
+    def __init__(self, width: int, inner: int, heads: int):
         super().__init__()
-        self.attention = nn.MultiheadAttention(embed, heads, batch_first=True)
+        self.heads = heads
+        self.in_proj, self.out_proj = nn.Linear(width, 3 * inner), nn.Linear(inner, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.attention(x, x, x, need_weights=False)[0]
+        batch, tokens, _ = x.shape
+        q, k, v = (t.reshape(batch, tokens, self.heads, -1).transpose(1, 2) for t in self.in_proj(x).chunk(3, -1))
+        out = nn.functional.scaled_dot_product_attention(q, k, v)
+        return self.out_proj(out.transpose(1, 2).reshape(batch, tokens, -1))
 
 
 def _mha_build(shape: LayerShape, widths: tuple[int, ...]) -> tuple[nn.Module, Any]:
     heads, batch, tokens = shape.config
-    return _SelfAttention(widths[0], heads), torch.randn(batch, tokens, widths[0])
+    return _SelfAttention(widths[0], widths[1], heads), torch.randn(batch, tokens, widths[0])
 
 
 register_probe(nn.MultiheadAttention)(LayerProbe(_mha_shape, _mha_widths, _mha_grid, _mha_build))

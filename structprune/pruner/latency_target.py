@@ -51,6 +51,7 @@ class LatencyOptions:
     tolerance: float = 0.05
     verify_latency: bool = True
     latency_repeat: int = 10
+    latency_ranking: bool = False  # HALP-style: rank units by importance per millisecond they cost
     latency_model: Any = None  # a prebuilt LatencyModel (or anything with .estimate(), .full_ms)
     latency_progress: Callable | None = field(default=None, repr=False)
 
@@ -93,6 +94,33 @@ class LatencyTargetSearch(TargetSearch):
     def measure(self) -> float:
         """The latency model's estimate (ms) of the model as it stands."""
         return float(self.latency.estimate())
+
+    def groups(self, step: int) -> Iterator[Group]:
+        """As :meth:`TargetSearch.groups`; with ``latency_ranking`` every unit's score is divided
+        by the time it costs (HALP), so that under global pruning costly units go first."""
+        if not self.latency_options.latency_ranking:
+            yield from super().groups(step)
+            return
+        pruner, fresh = self.pruner, self.pruner.estimate_importance
+
+        def per_millisecond(group: Group):
+            scores = fresh(group)
+            return None if scores is None else scores / self.unit_cost(group)
+
+        pruner.estimate_importance = per_millisecond
+        try:
+            yield from super().groups(step)
+        finally:
+            pruner.__dict__.pop("estimate_importance", None)
+
+    def unit_cost(self, group: Group) -> float:
+        """Estimated milliseconds one unit of ``group`` costs in every layer it spans (from a removal
+        of an eighth of the group, so that rounding of the widths does not hide it)."""
+        units = max(1, len(group.units))
+        removed = max(1, units // 8)
+        saved = sum(self.latency.saved_ms(dep.target.module, getattr(dep.target, "dim", ""), removed / units)
+                    for dep, _ in group if dep.target.module is not None)
+        return max(saved / removed, 1e-9)
 
     def _rounds(self, step: int) -> Iterator[Group]:
         yield from super()._rounds(step)

@@ -78,10 +78,12 @@ def test_compare_latency_with_placement_batches_and_copies_only_when_moving():
             return x
 
     before = Shape()
+    before.train()
     result = compare_latency(before, Shape(), torch.zeros(2, 3), Placement(batch_size=5), warmup=0, repeat=3,
                              clock=clock)
     assert set(seen) == {(5, 3)} and result.before.median == 5.0 and result.speedup.median == 1.0
     assert result.speedup.verdict == "no speed-up" and set(result.as_dict()) >= {"before", "after", "verdict"}
+    assert before.training  # the caller's model keeps its mode
 
 
 def test_placement_dtype_and_channels_last_copy_the_model():

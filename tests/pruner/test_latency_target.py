@@ -86,3 +86,25 @@ def test_bad_latency_options_are_refused():
         MagnitudePruner(model, torch.randn(1, 3, 8, 8), speedup=2.0, measure="flops")
     with pytest.raises(ValueError, match="target_latency"):
         MagnitudePruner(model, torch.randn(1, 3, 8, 8), target_latency=-1.0)
+
+
+def test_latency_ranking_prunes_costly_layers_harder(tmp_path):
+    """HALP-style global ranking: a channel at 16x16 costs 16 times one at 4x4, so the
+    full-resolution layer loses more than under plain global ranking."""
+    kept = {}
+    for ranking in (False, True):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+                              nn.MaxPool2d(4), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                              nn.Linear(512, 10))
+        x = torch.randn(1, 3, 16, 16)
+        latency = fake_latency(model, x, tmp_path)
+        pruner = MagnitudePruner(model, x, speedup=2.0, measure="latency", latency_model=latency,
+                                 verify_latency=False, global_pruning=True, latency_ranking=ranking,
+                                 ignored_layers=[model[8]])
+        costs = [pruner._target.unit_cost(g) for g in pruner.get_all_groups()]
+        assert all(c > 0 for c in costs)
+        pruner.step()
+        kept[ranking] = (model[0].out_channels, model[5].out_channels)
+        assert model(x).shape == (1, 10)
+    assert kept[True][0] < kept[False][0] and kept[True][1] > kept[False][1]

@@ -1,0 +1,96 @@
+"""Models of ``benchmarks/latency.py``: each built with random weights at a CPU or a GPU size.
+
+CPU sizes are chosen so that the full CPU table runs in about a quarter of an hour on 2 idle
+threads: vision models at 128 px (ViTs at 112 px, 49 patches), batch 4 (mobilenet_v2: 160 px,
+batch 8); BERT-base shape at batch 2 x 32 tokens; the Llama shape (hidden 1024, 8 layers, 16
+heads / 4 key-value heads, MLP 2816) at 1 x 64 tokens.  GPU sizes are the issue's: 224 px, batch
+128 (resnet50, convnext_tiny), 64 (ViTs), 256 (mobilenet_v2); BERT 32 x 128; Llama 8 x 512.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+
+
+@dataclass(frozen=True)
+class Size:
+    batch: int
+    resolution: int  # pixels, or tokens for language models
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """``build(resolution) -> (model, one-sample inputs, ignored layers)`` and its sizes."""
+
+    build: Callable[[int], tuple[nn.Module, Any, list[nn.Module]]]
+    cpu: Size
+    gpu: Size
+    peer_hints: Callable[[nn.Module], dict] | None = None
+
+    def size(self, device: str) -> Size:
+        return self.cpu if torch.device(device).type == "cpu" else self.gpu
+
+
+def _torchvision(name: str, head: Callable[[nn.Module], nn.Module], **kwargs: Any):
+    def build(resolution: int):
+        from torchvision import models
+
+        extra = {"image_size": resolution} if name.startswith("vit") else {}
+        model = models.get_model(name, weights=None, **extra, **kwargs)
+        return model, torch.randn(1, 3, resolution, resolution), [head(model)]
+    return build
+
+
+def _timm_vit(name: str):
+    def build(resolution: int):
+        import timm
+
+        model = timm.create_model(name, pretrained=False, img_size=resolution)
+        return model, torch.randn(1, 3, resolution, resolution), [model.get_classifier()]
+    return build
+
+
+def _bert(resolution: int):
+    import transformers as hf
+
+    config = hf.BertConfig(vocab_size=1000, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                           intermediate_size=3072, max_position_embeddings=512, num_labels=2)
+    model = hf.BertForSequenceClassification(config)
+    return model, {"input_ids": torch.randint(0, 1000, (1, resolution))}, [model.classifier]
+
+
+def _llama(resolution: int):
+    import transformers as hf
+
+    config = hf.LlamaConfig(vocab_size=1000, hidden_size=1024, intermediate_size=2816, num_hidden_layers=8,
+                            num_attention_heads=16, num_key_value_heads=4, max_position_embeddings=2048,
+                            use_cache=False)
+    model = hf.LlamaForCausalLM(config)
+    return model, {"input_ids": torch.randint(0, 1000, (1, resolution))}, [model.lm_head]
+
+
+def _llama_hints(model: nn.Module) -> dict:
+    """What Torch-Pruning's LLM example passes: heads of q/k/v and the logits as the output."""
+    config, heads = model.config, {}
+    for name, module in model.named_modules():
+        if name.endswith("self_attn"):
+            heads[module.q_proj] = config.num_attention_heads
+            heads[module.k_proj] = heads[module.v_proj] = config.num_key_value_heads
+    return {"num_heads": heads, "output_transform": lambda out: out.logits}
+
+
+MODELS: dict[str, ModelSpec] = {
+    "resnet50": ModelSpec(_torchvision("resnet50", lambda m: m.fc), Size(4, 128), Size(128, 224)),
+    "vit_b_16": ModelSpec(_torchvision("vit_b_16", lambda m: m.heads.head), Size(4, 112), Size(64, 224)),
+    "convnext_tiny": ModelSpec(_torchvision("convnext_tiny", lambda m: m.classifier[2]), Size(4, 128),
+                               Size(128, 224)),
+    "mobilenet_v2": ModelSpec(_torchvision("mobilenet_v2", lambda m: m.classifier[1]), Size(8, 160),
+                              Size(256, 224)),
+    "timm-vit_small": ModelSpec(_timm_vit("vit_small_patch16_224"), Size(4, 112), Size(64, 224)),
+    "bert-base": ModelSpec(_bert, Size(2, 32), Size(32, 128)),
+    "llama-1024x8": ModelSpec(_llama, Size(1, 64), Size(8, 512), _llama_hints),
+}
