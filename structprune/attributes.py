@@ -120,11 +120,12 @@ def free_units(graph, classes: torch.Tensor) -> frozenset[int]:
     return found
 
 
-def tie_attribute_dims(graph, atoms) -> bool:
+def tie_attribute_dims(graph, atoms) -> set[tuple[int, str]]:
     """One attribute that sizes dims made of different units (ViT's ``head_dim`` for the q/k head
     dims, which meet in ``q @ k``, and for the v head dims) can follow pruning if the same
     positions go from all of them: unify those dims' atoms in ``atoms`` (the flow's
-    :class:`~structprune.flow.atoms.AtomTable`) and return True (the caller solves again).
+    :class:`~structprune.flow.atoms.AtomTable`) and return their ``(id(module), name)`` keys (the
+    caller solves again when there are any).
 
     Only attributes that sized every such dim by argument position, none of them fixed, and no
     dim of a buffer (rotary frequencies: a reload rebuilds them from the config) are tied; the
@@ -133,7 +134,7 @@ def tie_attribute_dims(graph, atoms) -> bool:
     buffer_units = frozenset().union(*(free_units(graph, graph.dim_classes(v, a))
                                        for v, dims in graph.value_dims.items() if v.origin == "buffer"
                                        for a in range(len(dims))))
-    tied = False
+    tied: set[tuple[int, str]] = set()
     for attr in graph.size_attributes:
         unit_sets = {free_units(graph, c) for c in attr.classes}
         if (len(unit_sets) < 2 or frozenset() in unit_sets or attr.fixed or len(attr.atoms) != len(attr.classes)
@@ -141,8 +142,15 @@ def tie_attribute_dims(graph, atoms) -> bool:
             continue
         for other in attr.atoms[1:]:
             atoms.unify(attr.atoms[0], other)
-        tied = True
+        tied.add((id(attr.module), attr.name))
     return tied
+
+
+def counted_by_tied_attribute(graph, units: set[int]) -> bool:
+    """Whether ``units`` are the positions a tied attribute counts (head dims of q/k and v)."""
+    tied = getattr(graph, "tied_attributes", set())
+    return any(c.shape[1] == 1 and set(c[:, 0].tolist()) == units
+               for attr in graph.size_attributes if (id(attr.module), attr.name) in tied for c in attr.classes)
 
 
 def pin_conflicting_attributes(graph, attributes: list[SizeAttribute]) -> None:

@@ -76,7 +76,8 @@ class DependencyGraph(GraphCompat):
         tie_shared_tensors(ctx, self.pruner_of, model)
         self.unhandled: list[Node] = ctx.unhandled
         self._solve(ctx)
-        if tie_attribute_dims(self, ctx.atoms):  # one attribute sizing dims of different units
+        self.tied_attributes = tie_attribute_dims(self, ctx.atoms)  # one attribute, dims of different units
+        if self.tied_attributes:
             self._solve(ctx)
         pin_conflicting_attributes(self, self.size_attributes)
         pin_code_sized_dims(self)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from structprune.attributes import counted_by_tied_attribute
 from structprune.graph import DependencyGraph
 from structprune.group import Group
 from structprune.pruner.options import PruningOptions
@@ -129,6 +130,8 @@ def find_groups(graph: DependencyGraph, options: PruningOptions) -> list[GroupRe
 def _excluded(group: Group, options: PruningOptions, ignored_tensors: set[int]) -> str:
     if len(group.units) < 2:
         return "fewer than two units (removing the only unit would empty it)"
+    if not options.prune_head_dims and counted_by_tied_attribute(group.graph, set(group.units)):
+        return "positions within heads (one attribute sizes the q/k and the v head dims) and prune_head_dims=False"
     members = group.member_targets()
     if not any(isinstance(getattr(o, a, None), nn.Parameter) for t in members for o, a, _ in t.tensor_axes()):
         return "it holds no parameters (only buffers or index tensors)"
