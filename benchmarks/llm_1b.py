@@ -11,8 +11,8 @@ default), a fresh model (same seed) is pruned with::
 and the script reports head counts before/after (read from the projections), hidden and FFN
 widths, whether ``model.config`` matches them, and stock ``save_pretrained`` ->
 ``AutoModelForCausalLM.from_pretrained`` (max |logit diff|), with wall times.  Writes
-``results/llm_1b.{json,md}``.  Needs a few GB of free memory (about 2.5 GB resident was seen); ``--layers N`` for a shallower
-model of the same width.
+``results/llm_1b.{json,md}``.  Needs a few GB of free memory (about 2.5 GB resident was seen);
+``--layers N`` for a shallower model of the same width.
 
 Example::
 
