@@ -270,7 +270,8 @@ def main(argv: list[str] | None = None) -> None:
     for family, uneven in runs:
         for ratio in args.ratios:
             for criterion in args.criteria:
-                rows.append(run_one(family, ratio, criterion, batches, not args.no_timing and criterion == "l2", uneven))
+                timing = not args.no_timing and criterion == "l2"
+                rows.append(run_one(family, ratio, criterion, batches, timing, uneven))
                 print(f"{rows[-1]['family']} {ratio:g} {criterion} done", file=sys.stderr, flush=True)
     result: dict[str, Any] = {"machine": f"CPU, {torch.get_num_threads()} threads (shared)", "decoders": rows}
     text = decoder_table(rows) if rows else ""

@@ -11,8 +11,8 @@ default), a fresh model (same seed) is pruned with::
 and the script reports head counts before/after (read from the projections), hidden and FFN
 widths, whether ``model.config`` matches them, and stock ``save_pretrained`` ->
 ``AutoModelForCausalLM.from_pretrained`` (max |logit diff|), with wall times.  Writes
-``results/llm_1b.{json,md}``.  Needs about 8 GB of free memory; ``--layers N`` for a shallower
-model of the same width.
+``results/llm_1b.{json,md}``.  Needs a few GB of free memory (about 2.5 GB resident was seen);
+``--layers N`` for a shallower model of the same width.
 
 Example::
 
@@ -116,7 +116,10 @@ def table(rows: list[dict[str, Any]]) -> str:
     def heads(w):
         return f"{w['q_heads']} q / {w['kv_heads']} kv"
 
-    body = [[r["mode"] + ("" if r["mode"] != "default" else f" ({'/'.join(r['gqa_chosen'])})"), heads(r["before"]), heads(r["after"]), f"{r['after']['hidden']} / {r['after']['ffn']}",
+    def mode(r):
+        return r["mode"] + (f" ({'/'.join(r['gqa_chosen'])})" if r["mode"] == "default" else "")
+
+    body = [[mode(r), heads(r["before"]), heads(r["after"]), f"{r['after']['hidden']} / {r['after']['ffn']}",
              "yes" if r["config_matches"] else "NO", f"{r['reload_max_diff']:.1e}", f"{r['params_after'] / 1e6:.0f}",
              f"{r['trace_s']:.0f} + {r['step_s']:.0f} + {r['reload_s']:.0f}"] for r in rows]
     return format_table(["gqa", "heads before", "heads after", "hidden / FFN after", "config = modules",

@@ -68,7 +68,8 @@ class UnevenLayersConfig:
         for i, layer in enumerate(self.per_layer_config):
             heads, kv_heads = layer.num_attention_heads, layer.num_key_value_heads
             if kv_heads <= 0 or heads % kv_heads:
-                raise ValueError(f"layer {i} has {heads} query heads for {kv_heads} key/value heads, which do not group")
+                raise ValueError(f"layer {i} has {heads} query heads for {kv_heads} key/value heads, "
+                                 "which do not group")
         if self._getattr_without_heterogeneous_validation("head_dim", None) is None:
             raise ValueError("a config with per-layer head counts needs an explicit head_dim")
 
