@@ -70,7 +70,9 @@ class LatencyModel:
         self.full_ms = self.measure_model() if full_ms is None else float(full_ms)
         self._base_layers = self.layers_ms()
         self._base_width = self._out_width()
-        self.residual_ms = self.full_ms - self._base_layers
+        # never negative: layers timed alone can sum above the whole forward (noise, fusion), and
+        # a negative residual that shrinks with the widths would make pruning look slower
+        self.residual_ms = max(0.0, self.full_ms - self._base_layers)
         logger.info("latency model: %d layers, %.3g ms in layers, %.3g ms residual", len(self.layers),
                     self._base_layers, self.residual_ms)
 
@@ -85,7 +87,7 @@ class LatencyModel:
     def layer_ms(self, layer: TracedLayer, widths: tuple[int, ...]) -> float:
         """Interpolated milliseconds of ``layer`` at ``widths`` over its measured sweep."""
         points = {w: self.table[layer.shape.key(w)] for w in layer.probe.grid(layer.shape)}
-        return interpolate(points, widths)
+        return interpolate(monotone(points), widths)
 
     def saved_ms(self, module: nn.Module, dim: str, fraction: float) -> float:
         """Estimated milliseconds saved by removing ``fraction`` of ``module``'s ``dim`` ("in" or
@@ -179,6 +181,17 @@ def interpolate(points: dict[tuple[int, ...], float], query: tuple[int, ...]) ->
     outs = sorted({w[1] for w in points})
     column = [_linear(outs, [points[(i, o)] for o in outs], query[1]) for i in ins]
     return _linear(ins, column, query[0])
+
+
+def monotone(points: dict[tuple[int, ...], float]) -> dict[tuple[int, ...], float]:
+    """``points`` made non-decreasing in every width (a running maximum from the smallest), so
+    that a noisy sweep (a narrower layer timed slower than a wider one) never makes pruning look
+    like a slow-down to the search."""
+    out = {}
+    for widths in sorted(points):
+        below = [out[w] for w in out if all(a <= b for a, b in zip(w, widths))]
+        out[widths] = max([points[widths], *below])
+    return out
 
 
 def _linear(xs: list[int], ys: list[float], x: float) -> float:

@@ -96,3 +96,12 @@ def test_estimate_falls_as_layers_shrink(tmp_path):
     structprune.prune_linear_in_channels(model[8], idxs=list(range(16)))
     assert latency.estimate() < before
     assert latency.layer_ms(latency.layers[2], (16, 16)) == pytest.approx(fake_ms(latency.layers[2].shape, (16, 16)))
+
+
+def test_noisy_sweeps_are_made_monotone():
+    from structprune.latency.estimate import monotone
+
+    noisy = {(4, 4): 3.0, (4, 8): 2.0, (8, 4): 1.0, (8, 8): 5.0}
+    fixed = monotone(noisy)
+    assert fixed == {(4, 4): 3.0, (4, 8): 3.0, (8, 4): 3.0, (8, 8): 5.0}
+    assert interpolate(fixed, (6, 6)) <= interpolate(fixed, (8, 8))
