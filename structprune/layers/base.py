@@ -100,12 +100,12 @@ def prune_tensor(module: nn.Module, name: str, axis: int, idxs: Sequence[int]) -
 
 def _sliced(tensor: torch.Tensor, axis: int, keep: torch.Tensor) -> torch.Tensor:
     """A copy of ``tensor`` with only rows ``keep`` along ``axis`` (a Parameter stays one, gradient included)."""
-    data = torch.index_select(tensor.data, axis, keep).clone()
+    data = torch.index_select(tensor.data, axis, keep)  # a new tensor already: no clone
     if not isinstance(tensor, nn.Parameter):
         return data
     pruned = nn.Parameter(data, requires_grad=tensor.requires_grad)
     if tensor.grad is not None and tensor.grad.shape == tensor.shape:  # keep gradients for later scoring
-        pruned.grad = torch.index_select(tensor.grad, axis, keep).clone()
+        pruned.grad = torch.index_select(tensor.grad, axis, keep)
     return pruned
 
 
