@@ -58,8 +58,8 @@ class BasePruner(PrunerCompat):
       same query heads from every group, ``"auto"`` (default) the one nearer the ratio
       (:mod:`structprune.pruner.gqa`); either way ``head_pruning_ratio`` of the query heads go.
     * ``target_macs`` / ``target_params`` / ``speedup``: prune until the count falls to the target,
-      landing within 5% under it (:mod:`structprune.pruner.target`; ``iterative_steps`` spread the
-      target linearly over the steps).  Unless set, such a call removes whole heads at the searched
+      landing within 5% of it, under it where the rounded steps allow (:mod:`structprune.pruner.target`;
+      ``iterative_steps`` spread the target linearly over the steps).  Unless set, such a call removes whole heads at the searched
       ratio and keeps head dims (``prune_num_heads=True, prune_head_dims=False``), with
       ``round_to="auto"``.
     * ``keep_config_expressible`` (default on): a Hugging Face model whose family has an adapter

@@ -1,7 +1,8 @@
 """Pruning to a MACs or parameter target (``target_macs``, ``target_params``, ``speedup``).
 
 The count falls monotonically as the channel ratio rises, so the search raises the ratio in
-steps, measuring after each, and lands within 5% under the goal:
+steps, measuring after each, and lands within 5% of the goal (under it where the rounded
+steps allow one to land there, else the nearer side):
 
 * **coarse rounds**: the first round models the count as ``base * (1 - ratio) ** 2`` (both sides of
   every layer shrink); later rounds fit the exponent through the last measurement and follow the
@@ -16,7 +17,7 @@ steps, measuring after each, and lands within 5% under the goal:
   estimates reach the goal; if the steps run out first, the coarse step landing nearest the goal
   is taken when that is nearer than stopping.
 
-Every unit keeps the score it had when the step began (:meth:`TargetSearch.scores_frozen`), and
+Every unit keeps the score it was first given in the step (:meth:`TargetSearch.scores_frozen`), and
 the count is read by :meth:`TargetSearch.measure` only (the one place a metric plugs in).
 """
 
@@ -45,7 +46,7 @@ _HALVINGS = 4
 _PROBE = 0.0025  # ratio increment of the last rounds
 _AHEAD = 0.15  # how far the ratio may run ahead of a group whose next step is too coarse to take
 _FIT = 0.03  # a last-round step may land this far under the goal by its estimate (the rest is margin)
-TOLERANCE = 0.05  # the search lands in [goal * (1 - TOLERANCE), goal]
+TOLERANCE = 0.05  # the search lands in [goal * (1 - TOLERANCE), goal], or within this above it
 
 
 class TargetSearch:
