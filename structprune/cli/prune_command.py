@@ -41,7 +41,9 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--importance", default="l2", help=f"criterion: {', '.join(IMPORTANCES)} (default l2)")
     parser.add_argument("--global", dest="global_pruning", action="store_true",
                         help="rank all groups together (non-uniform widths)")
-    parser.add_argument("--round-to", type=types.positive_int, metavar="N", help="keep multiples of N channels")
+    parser.add_argument("--round-to", type=types.positive_int, metavar="N", help="keep multiples of N channels "
+                        "(with --speedup / --target-params the default is the device's kernel width, 8 on CPU; "
+                        "1 turns rounding off)")
     parser.add_argument("--ignore", nargs="+", action="extend", default=[], metavar="PATTERN",
                         help="leave these modules' output channels alone (glob on names, e.g. 'layer4.*')")
     parser.add_argument("--head-ratio", type=types.ratio, metavar="R", help="also remove this fraction of whole "
@@ -115,7 +117,8 @@ def prune_model(model: nn.Module, inputs: Any, options: dict[str, Any], batches:
 
     options.update(global_pruning=args.global_pruning, round_to=args.round_to, iterative_steps=args.steps,
                    pruning_ratio=args.ratio, speedup=args.speedup, target_params=args.target_params,
-                   prune_num_heads=args.head_ratio is not None, head_pruning_ratio=args.head_ratio or 0.0,
+                   prune_num_heads=True if args.head_ratio is not None else None,  # None: a target removes heads
+                   head_pruning_ratio=args.head_ratio or 0.0,
                    keep_config_expressible=False)  # saved with structprune.save, which needs no config
     options.update(latency_options(args, console))
     with console.module_progress(model, "tracing"):

@@ -20,6 +20,7 @@ from structprune.pruner.heads import HeadCounts
 from structprune.pruner.latency_target import LatencyOptions
 from structprune.pruner.options import build_options
 from structprune.pruner.selection import Limits, global_removals, lowest
+from structprune.pruner.shapes import group_round_to, resolve_round_to
 from structprune.trace.gc_pause import gc_paused, paused_gc
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,10 @@ class BasePruner(PrunerCompat):
       A model whose config has one width per kind of layer is pruned uniformly instead, unless
       ``uniform_layers=False`` and its family can hold per-layer widths (Llama-style decoders:
       :mod:`structprune.adapters.uneven`).
-    * ``round_to``: every pruned group keeps a multiple of ``round_to`` units.
+    * ``round_to``: every pruned group keeps a multiple of ``round_to`` units; ``"auto"`` (the default
+      of target calls, where the search picks the widths) keeps multiples the device's kernels
+      like (:mod:`structprune.pruner.shapes`: 8 on CPU, 64 for half precision on CUDA; ``device=``
+      and ``dtype=`` name the device the pruned model will run on when it is not the model's).
     * ``ignored_layers``: modules (their output channels stay) or parameters (left untouched).
     * ``root_module_types``: only groups produced by these layer types are pruned.
     * Attention heads are found by the trace: ``prune_num_heads`` removes whole heads
@@ -57,8 +61,11 @@ class BasePruner(PrunerCompat):
       grouped-query attention ``gqa="groups"`` removes whole key/value groups, ``"queries"`` the
       same query heads from every group, ``"auto"`` (default) the one nearer the ratio
       (:mod:`structprune.pruner.gqa`); either way ``head_pruning_ratio`` of the query heads go.
-    * ``target_macs`` / ``target_params`` / ``speedup``: prune until the count falls to the target
-      (the ratio is searched; ``iterative_steps`` spread the target linearly over the steps).
+    * ``target_macs`` / ``target_params`` / ``speedup``: prune until the count falls to the target,
+      landing within 5% of it, under it where the rounded steps allow (:mod:`structprune.pruner.target`;
+      ``iterative_steps`` spread the target linearly over the steps).  Unless set, such a call removes whole heads at the searched
+      ratio and keeps head dims (``prune_num_heads=True, prune_head_dims=False``), with
+      ``round_to="auto"``.
     * ``measure="latency"`` (default ``"macs"``) with ``device``, ``dtype``, ``batch_size``,
       ``channels_last``: ``speedup`` is a measured latency ratio on that device, or give
       ``target_latency`` in ms (:mod:`structprune.pruner.latency_target`).
@@ -75,8 +82,9 @@ class BasePruner(PrunerCompat):
                  global_pruning: bool = False, pruning_ratio: float | None = None,
                  pruning_ratio_dict: dict | None = None, max_pruning_ratio: float | None = None,
                  iterative_steps: int = 1, iterative_pruning_ratio_scheduler: Callable | None = None,
-                 ignored_layers: Sequence | None = None, round_to: int | None = None, isomorphic: bool = False,
-                 num_heads: dict | None = None, prune_num_heads: bool = False, prune_head_dims: bool = True,
+                 ignored_layers: Sequence | None = None, round_to: int | str | None = None, isomorphic: bool = False,
+                 num_heads: dict | None = None, prune_num_heads: bool | None = None,
+                 prune_head_dims: bool | None = None,
                  head_pruning_ratio: float = 0.0, head_pruning_ratio_dict: dict | None = None,
                  customized_pruners: dict | None = None, unwrapped_parameters: Sequence | None = None,
                  root_module_types: Sequence[type] | None = None, forward_fn: Callable | None = None,
@@ -87,7 +95,7 @@ class BasePruner(PrunerCompat):
         self.example_inputs = example_inputs
         self.importance = self.default_importance() if importance is None else importance
         self.forward_fn, self.output_transform = forward_fn, output_transform
-        self.latency_options = LatencyOptions.pop_from(kwargs)
+        self.latency_options = LatencyOptions.pop_from(kwargs, model)
         self.options = build_options(
             pruning_ratio=pruning_ratio, pruning_ratio_dict=pruning_ratio_dict, max_pruning_ratio=max_pruning_ratio,
             iterative_steps=iterative_steps, iterative_pruning_ratio_scheduler=iterative_pruning_ratio_scheduler,
@@ -96,6 +104,8 @@ class BasePruner(PrunerCompat):
             prune_head_dims=prune_head_dims, head_pruning_ratio=head_pruning_ratio,
             head_pruning_ratio_dict=head_pruning_ratio_dict, target_macs=target_macs, target_params=target_params,
             speedup=speedup, **kwargs)
+        self.options.round_to, self.options.kernel_friendly = resolve_round_to(
+            self.options.round_to, model, self.options.device, self.options.dtype)
         config_limits = apply_config_limits(model, self.options) if keep_config_expressible else ConfigLimits()
         self.ignored_layers = self.options.ignored_modules
         self.DG = DependencyGraph().build_dependency(
@@ -202,15 +212,37 @@ class BasePruner(PrunerCompat):
 
     def groups_at(self, ratio: float) -> Iterator[Group]:
         """Groups with ``idxs`` set so that channel groups reach ``ratio`` (of their initial size)."""
+        counts, chosen = self.removals_at(ratio)
+        return self.groups_removing(counts, chosen)
+
+    def removals_at(self, ratio: float) -> tuple[dict[GroupRecord, int], dict[int, set[int]]]:
+        """How many units each group loses at ``ratio`` (in record order), and, for globally ranked
+        groups, which units (scored now); other groups are scored only when they are pruned."""
         plan = self._plan(ratio)
         pooled = self._global_choices(plan)
+        counts = {}
         for record, record_ratio, pool in plan:
-            group = record.group(self.DG)
             if pool is None:
-                idxs = self._local_choice(record, group, record_ratio)
+                current = len(record.group(self.DG).units)
+                n = current - self._limits(record).keep_count(record.initial_units, current, record_ratio)
             else:
-                chosen = pooled.get(id(record), set())
-                idxs = [i for i, unit in enumerate(group.units) if unit in chosen]
+                n = len(pooled.get(id(record), ()))
+            if n > 0:
+                counts[record] = n
+        return counts, pooled
+
+    def groups_removing(self, counts: dict[GroupRecord, int], chosen: dict[int, set[int]] | None = None
+                        ) -> Iterator[Group]:
+        """Each group with ``idxs`` set to its ``counts[record]`` lowest-scored units (or to the
+        units in ``chosen[id(record)]``), scored as it is reached, so after the groups before it
+        were pruned (as Torch-Pruning scores them)."""
+        for record, n in counts.items():
+            group = record.group(self.DG)
+            units = (chosen or {}).get(id(record))
+            if units is not None and len(units) == n:
+                idxs = [i for i, unit in enumerate(group.units) if unit in units]
+            else:
+                idxs = self._lowest(group, n)
             if not idxs:
                 continue
             if not group.is_valid(idxs):
@@ -220,6 +252,14 @@ class BasePruner(PrunerCompat):
             group.idxs = idxs
             yield group
 
+    def _lowest(self, group: Group, n: int) -> list[int]:
+        scores = self.estimate_importance(group)
+        if scores is None:
+            logger.info("group rooted at %s left whole: %s gives no scores", group.root.label(),
+                        type(self.importance).__name__)
+            return []
+        return lowest(scores, n)
+
     def _plan(self, ratio: float) -> list[tuple[GroupRecord, float, tuple | None]]:
         """Each group's ratio and, under global pruning, the pool it is ranked in."""
         o, plan = self.options, []
@@ -227,7 +267,10 @@ class BasePruner(PrunerCompat):
             if record.kind == "head":
                 if not o.prune_num_heads:
                     continue
-                r = o.scheduled(self.gqa.ratio(record, self._head_ratio), self.current_step)
+                if o.heads_follow_target:
+                    r = self.gqa.ratio(record, lambda _: ratio)
+                else:
+                    r = o.scheduled(self.gqa.ratio(record, self._head_ratio), self.current_step)
             elif record.kind == "head_dim" and not o.prune_head_dims:
                 continue
             else:
@@ -253,19 +296,11 @@ class BasePruner(PrunerCompat):
         return default
 
     def _limits(self, record: GroupRecord) -> Limits:
-        return Limits(self.options.max_pruning_ratio, None if record.kind == "head" else self.options.round_to)
-
-    def _local_choice(self, record: GroupRecord, group: Group, ratio: float) -> list[int]:
-        current = len(group.units)
-        n = current - self._limits(record).keep_count(record.initial_units, current, ratio)
-        if n <= 0:
-            return []
-        scores = self.estimate_importance(group)
-        if scores is None:
-            logger.info("group rooted at %s left whole: %s gives no scores", group.root.label(),
-                        type(self.importance).__name__)
-            return []
-        return lowest(scores, n)
+        o = self.options
+        if record.kind == "head" or not o.round_to:
+            return Limits(o.max_pruning_ratio)
+        step = group_round_to(o.round_to, record.initial_units, record.kind) if o.kernel_friendly else o.round_to
+        return Limits(o.max_pruning_ratio, step, nearest=o.has_target)
 
     def _global_choices(self, plan) -> dict[int, set[int]]:
         """For pooled groups: the unit classes each loses under its pool's common ranking."""

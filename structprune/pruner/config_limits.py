@@ -82,7 +82,7 @@ def apply_config_limits(model: nn.Module, options: PruningOptions) -> ConfigLimi
             result.note(f"output channels of {result.names.get(id(module), type(module).__name__)} kept: {why}")
     if options.prune_num_heads and not limits.heads:
         options.prune_num_heads = False
-        result.note(f"whole heads kept: {limits.heads_reason}")
+        result.note(f"whole heads kept: {limits.heads_reason}", quiet=options.heads_by_default)
     if options.prune_head_dims and not limits.head_dims:  # quiet: the default asks for them, few users mean it
         options.prune_head_dims = False
         result.note(f"head dims kept: {limits.head_dims_reason}", quiet=True)

@@ -56,9 +56,15 @@ class LatencyOptions:
     latency_progress: Callable | None = field(default=None, repr=False)
 
     @classmethod
-    def pop_from(cls, kwargs: dict[str, Any]) -> "LatencyOptions":
-        """Take this record's keywords out of the pruner's ``kwargs`` and check them."""
-        options = cls(**{f.name: kwargs.pop(f.name) for f in fields(cls) if f.name in kwargs})
+    def pop_from(cls, kwargs: dict[str, Any], model: Any = None) -> "LatencyOptions":
+        """Take this record's keywords out of the pruner's ``kwargs`` and check them (``device`` and
+        ``dtype`` stay there for the width defaults; without them, the model's own are used)."""
+        shared = {"device", "dtype"}  # also read by the round_to defaults (pruner/options.py): left in kwargs
+        options = cls(**{f.name: kwargs.get(f.name) if f.name in shared else kwargs.pop(f.name)
+                         for f in fields(cls) if f.name in kwargs and kwargs.get(f.name) is not None})
+        if model is not None and "device" not in kwargs and "dtype" not in kwargs:
+            from structprune.pruner.shapes import model_device_dtype
+            options.device, options.dtype = model_device_dtype(model)
         if options.target_latency is not None:
             options.measure = "latency"
             if not options.target_latency > 0:
@@ -94,6 +100,13 @@ class LatencyTargetSearch(TargetSearch):
     def measure(self) -> float:
         """The latency model's estimate (ms) of the model as it stands."""
         return float(self.latency.estimate())
+
+    def shares(self) -> dict[int, float]:
+        """``{id(module): its share of the estimated milliseconds}`` for the search's step
+        estimates (the timed layers; the residual is left to the search's measured correction)."""
+        total = self.measure()
+        return {id(layer.module): self.latency.layer_ms(layer, layer.widths()) * layer.calls / total
+                for layer in getattr(self.latency, "layers", ())}
 
     def groups(self, step: int) -> Iterator[Group]:
         """As :meth:`TargetSearch.groups`; with ``latency_ranking`` every unit's score is divided
@@ -139,7 +152,7 @@ class LatencyTargetSearch(TargetSearch):
             self.final = self.measure() * max(realised / wanted, _MAX_CORRECTION)
             yield from super()._rounds(step)
         self.verification = comparison
-        self._report(comparison, wanted)
+        self._report_measured(comparison, wanted)
 
     def _short(self, speedup, wanted: float) -> bool:
         """Whether the measured speed-up is clearly short of ``wanted``: its median by more than the
@@ -160,7 +173,7 @@ class LatencyTargetSearch(TargetSearch):
                                self.latency_options.placement(), warmup=2,
                                repeat=self.latency_options.latency_repeat, run_fn=self.pruner.forward_fn)
 
-    def _report(self, comparison, wanted: float) -> None:
+    def _report_measured(self, comparison, wanted: float) -> None:
         speedup = comparison.speedup
         if speedup.verdict == "slower":
             logger.warning("the pruned model measures SLOWER than the original on %s: %s; try a round_to that "

@@ -11,6 +11,7 @@ import torch.nn as nn
 
 from structprune.pruner.gqa import check_gqa_mode
 from structprune.pruner.scheduler import linear_scheduler
+from structprune.pruner.shapes import AUTO
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +24,8 @@ LEGACY_NAMES = {
 }
 # accepted for compatibility; channel groups, heads and unwrapped parameters are found by the trace
 FOUND_BY_TRACE = ("channel_groups", "in_channel_groups", "out_channel_groups")
+# options that make the pruner search widths for a goal instead of applying a ratio
+TARGET_NAMES = ("target_macs", "target_params", "speedup", "target_latency")
 
 
 @dataclass
@@ -37,7 +40,8 @@ class PruningOptions:
     global_pruning: bool = False
     uniform_layers: bool = True  # False: families that can hold per-layer widths may keep them (global ranking)
     isomorphic: bool = False
-    round_to: int | None = None
+    round_to: int | str | None = None  # "auto": the device's kernel width (pruner/shapes.py)
+    kernel_friendly: bool = False  # round_to came from "auto": narrow groups and head dims get their own step
     ignored_modules: list[nn.Module] = field(default_factory=list)
     ignored_tensors: list[torch.Tensor] = field(default_factory=list)
     root_module_types: tuple[type, ...] | None = None
@@ -46,10 +50,14 @@ class PruningOptions:
     prune_head_dims: bool = True
     head_pruning_ratio: float = 0.0
     head_pruning_ratio_dict: dict[int, float] = field(default_factory=dict)
+    heads_follow_target: bool = False  # a target search removes whole heads at its channel ratio
+    heads_by_default: bool = False  # prune_num_heads was not given: a target call turned it on
     gqa: str = "auto"  # grouped-query attention: "groups" | "queries" | "auto" (see pruner/gqa.py)
     target_macs: float | None = None
     target_params: float | None = None
     speedup: float | None = None
+    device: Any = None  # where the pruned model will run (kernel-friendly widths); None: the model's
+    dtype: Any = None
 
     @property
     def has_target(self) -> bool:
@@ -106,6 +114,7 @@ def build_options(**kwargs: Any) -> PruningOptions:
     kw = resolve_legacy(kwargs)
     modules, tensors = split_ignored(kw.pop("ignored_layers", None))
     heads = {id(m): int(n) for m, n in (kw.pop("num_heads", None) or {}).items()}
+    shapes = shape_defaults(kw)
     options = PruningOptions(
         pruning_ratio=check_ratio(_default(kw.pop("pruning_ratio", None), 0.5), "pruning_ratio", allow_one=True),
         pruning_ratio_dict=ratio_by_module(kw.pop("pruning_ratio_dict", None), "pruning_ratio_dict"),
@@ -115,23 +124,48 @@ def build_options(**kwargs: Any) -> PruningOptions:
         global_pruning=bool(kw.pop("global_pruning", False)),
         uniform_layers=bool(_default(kw.pop("uniform_layers", None), True)),
         isomorphic=bool(kw.pop("isomorphic", False)),
-        round_to=kw.pop("round_to", None) or None,
+        round_to=shapes["round_to"],
         ignored_modules=modules, ignored_tensors=tensors,
         root_module_types=tuple(kw.pop("root_module_types", None) or ()) or None,
         num_heads=heads,
-        prune_num_heads=bool(kw.pop("prune_num_heads", False)),
-        prune_head_dims=bool(_default(kw.pop("prune_head_dims", None), True)),
+        prune_num_heads=shapes["prune_num_heads"], prune_head_dims=shapes["prune_head_dims"],
         head_pruning_ratio=check_ratio(kw.pop("head_pruning_ratio", None) or 0.0, "head_pruning_ratio", True),
         head_pruning_ratio_dict=ratio_by_module(kw.pop("head_pruning_ratio_dict", None), "head_pruning_ratio_dict"),
+        heads_follow_target=shapes["heads_follow_target"], heads_by_default=shapes["heads_by_default"],
         gqa=check_gqa_mode(kw.pop("gqa", None) or "auto"),
         target_macs=kw.pop("target_macs", None), target_params=kw.pop("target_params", None),
-        speedup=kw.pop("speedup", None),
+        speedup=kw.pop("speedup", None), device=kw.pop("device", None), dtype=kw.pop("dtype", None),
     )
     if options.speedup is not None and options.speedup < 1.0:
         raise ValueError(f"speedup={options.speedup} must be at least 1.0")
     if kw:
         logger.warning("ignored pruner options: %s", sorted(kw))
     return options
+
+
+def shape_defaults(kw: dict[str, Any]) -> dict[str, Any]:
+    """``round_to``, ``prune_num_heads``, ``prune_head_dims`` and whether heads follow the target,
+    popped from ``kw``.  A ratio call keeps Torch-Pruning's defaults (no rounding, head dims shrink,
+    heads stay); a target call, whose widths the search picks, defaults to kernel-friendly widths
+    (``round_to="auto"``) and removes whole heads at the search's ratio, keeping head dims, unless
+    the caller set these options (``round_to=1`` turns rounding off)."""
+    target = any(kw.get(name) is not None for name in TARGET_NAMES)
+    round_to = check_round_to(kw.pop("round_to", None) or None)
+    heads, head_dims = kw.pop("prune_num_heads", None), kw.pop("prune_head_dims", None)
+    prune_num_heads = target if heads is None else bool(heads)
+    fixed_heads = bool(kw.get("head_pruning_ratio")) or bool(kw.get("head_pruning_ratio_dict"))
+    return dict(round_to=AUTO if round_to is None and target else round_to, prune_num_heads=prune_num_heads,
+                prune_head_dims=(not target) if head_dims is None else bool(head_dims),
+                heads_follow_target=target and prune_num_heads and not fixed_heads,
+                heads_by_default=target and heads is None)
+
+
+def check_round_to(value: Any) -> int | str | None:
+    if value is None or value == AUTO:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"round_to={value!r} must be a positive int, None or {AUTO!r} (the device's kernel width)")
+    return value
 
 
 def _default(value: Any, default: Any) -> Any:

@@ -3,7 +3,10 @@
 Counts follow Torch-Pruning: a ratio is relative to the group's size when the pruner was built,
 so after step ``i`` of ``n`` a group keeps ``floor(initial * (1 - ratio_i))`` units, never fewer
 than ``initial * (1 - max_pruning_ratio)`` and never none; with ``round_to`` the kept count is
-rounded up to a multiple (pruning less, never more).
+rounded down to a multiple, as Torch-Pruning rounds (up only where down would pass that floor).
+A target search rounds to the nearest multiple instead (``Limits(nearest=True)``), so a rounded
+group takes its next step where its exact width passes half-way to the next multiple, in the
+order a rising ratio reaches the groups, not at the first hair of a ratio.
 """
 
 from __future__ import annotations
@@ -22,17 +25,28 @@ class Limits:
 
     max_pruning_ratio: float = 1.0
     round_to: int | None = None
+    nearest: bool = False  # round the kept count to the nearest multiple, not down
 
     def min_keep(self, initial: int) -> int:
         return max(1, math.ceil(initial * (1 - self.max_pruning_ratio) - _EPS))
 
     def rounded(self, keep: int, current: int, floor: int = 1) -> int:
-        """``keep`` rounded down to a multiple of ``round_to``, as Torch-Pruning rounds; up instead when
+        """``keep`` rounded down (or to the nearest) multiple of ``round_to``; up instead when
         rounding down would go below ``floor`` (``max_pruning_ratio``, one unit), never above ``current``."""
         if self.round_to and keep % self.round_to:
             down = keep - keep % self.round_to
+            if self.nearest and 2 * (keep - down) >= self.round_to:
+                down += self.round_to
             keep = down if down >= max(floor, 1) else down + self.round_to
         return min(keep, current)
+
+    def next_keep(self, initial: int, current: int) -> int:
+        """The largest count below ``current`` a group of ``initial`` units may keep (``current``
+        if none: the floor is reached)."""
+        keep, floor = current - 1, self.min_keep(initial)
+        if self.round_to:
+            keep -= keep % self.round_to
+        return keep if keep >= max(floor, 1) else current
 
     def keep_count(self, initial: int, current: int, ratio: float) -> int:
         """Units a group of ``initial`` units (``current`` now) keeps at ``ratio``."""

@@ -1,11 +1,24 @@
 """Pruning to a MACs or parameter target (``target_macs``, ``target_params``, ``speedup``).
 
 The count falls monotonically as the channel ratio rises, so the search raises the ratio in
-steps, measuring after each.  The first step models the count as ``base * (1 - ratio) ** 2``
-(both sides of every layer shrink); later steps fit the exponent through the last measurement
-and follow the secant through the last two measurements only where that asks for less.  Each
-step goes 80% of the way to the predicted ratio and the search stops as soon as the count is
-at or below the goal, so steps shrink as the goal nears and the result lands just under it.
+steps, measuring after each, and lands within 5% of the goal (under it where the rounded
+steps allow one to land there, else the nearer side):
+
+* **coarse rounds**: the first round models the count as ``base * (1 - ratio) ** 2`` (both sides of
+  every layer shrink); later rounds fit the exponent through the last measurement and follow the
+  secant through the last two measurements only where that asks for less.  Each round goes 80% of
+  the way to the predicted ratio, and is taken only if the first-order estimate of what it removes
+  (:mod:`structprune.pruner.step_cost`) keeps the count above the goal (else the increment is halved).
+* **last rounds**: widths move in rounded steps (``round_to``, whole heads), so near the goal the
+  ratio rises in small increments and each group's next step is taken in the order a rising ratio
+  reaches it, unless its estimate would land more than 3% under the goal: then that group stays
+  as it is for the rest of the step, and the ratio may run at most 0.15 ahead of it (so narrow
+  groups are not cut to nothing to make up for a coarse one).  The count is measured once the
+  estimates reach the goal; if the steps run out first, the coarse step landing nearest the goal
+  is taken when that is nearer than stopping.
+
+Every unit keeps the score it was first given in the step (:meth:`TargetSearch.scores_frozen`), and
+the count is read by :meth:`TargetSearch.measure` only (the one place a metric plugs in).
 """
 
 from __future__ import annotations
@@ -18,15 +31,22 @@ from typing import TYPE_CHECKING, Iterator
 import torch
 
 from structprune.group import Group
+from structprune.pruner.step_cost import StepCosts, own_shares, parameter_shares
 
 if TYPE_CHECKING:
     from structprune.pruner.base import BasePruner
+    from structprune.pruner.groups import GroupRecord
 
 logger = logging.getLogger(__name__)
 
 _MIN_STEP = 0.002
 _DAMPING = 0.8
 _MAX_ROUNDS = 200
+_HALVINGS = 4
+_PROBE = 0.0025  # ratio increment of the last rounds
+_AHEAD = 0.15  # how far the ratio may run ahead of a group whose next step is too coarse to take
+_FIT = 0.03  # a last-round step may land this far under the goal by its estimate (the rest is margin)
+TOLERANCE = 0.05  # the search lands in [goal * (1 - TOLERANCE), goal], or within this above it
 
 
 class TargetSearch:
@@ -47,20 +67,29 @@ class TargetSearch:
         self.ratio = 0.0
 
     def measure(self) -> float:
-        """The model's MACs (or parameter count) now (a MACs count is reused while no parameter
-        or buffer of the model has changed shape: the count reads shapes only)."""
+        """The model's MACs (or parameter count) now: the one place the search reads its metric
+        (a MACs count is reused while no parameter or buffer of the model has changed shape)."""
+        return self._count()[0]
+
+    def shares(self) -> dict[int, float]:
+        """``{id(module): the module's own share of the count}``, for the first-order estimates of
+        what a step removes (:mod:`structprune.pruner.step_cost`)."""
+        return self._count()[1]
+
+    def _count(self) -> tuple[float, dict[int, float]]:
+        model = self.pruner.model
         if self.metric == "params":
-            return float(sum(p.numel() for p in self.pruner.model.parameters()))
-        shapes = tuple(tuple(t.shape) for t in (*self.pruner.model.parameters(), *self.pruner.model.buffers()))
+            return float(sum(p.numel() for p in model.parameters())), parameter_shares(model)
+        shapes = tuple(tuple(t.shape) for t in (*model.parameters(), *model.buffers()))
         cached = getattr(self, "_counted", None)
         if cached is not None and cached[0] == shapes:
             return cached[1]
         from structprune.utils import count_ops_and_params
-        macs, _ = count_ops_and_params(self.pruner.model, self.pruner.example_inputs,
-                                       forward_fn=self.pruner.forward_fn,
-                                       output_transform=self.pruner.output_transform)
-        self._counted = (shapes, float(macs))
-        return float(macs)
+        macs, _, layer_macs, _ = count_ops_and_params(model, self.pruner.example_inputs, layer_wise=True,
+                                                      forward_fn=self.pruner.forward_fn,
+                                                      output_transform=self.pruner.output_transform)
+        self._counted = (shapes, (float(macs), own_shares(model, layer_macs)))
+        return self._counted[1]
 
     def goal(self, step: int) -> float:
         """The count to reach after ``step`` of the pruner's steps (linear in the count)."""
@@ -97,20 +126,123 @@ class TargetSearch:
 
     def _rounds(self, step: int) -> Iterator[Group]:
         goal, current = self.goal(step), self.measure()
-        ceiling = self.pruner.options.max_pruning_ratio
+        self.skipped: set[int] = set()  # groups whose next step would land too far under the goal
+        self.limit = self.pruner.options.max_pruning_ratio  # lowered once a group is skipped
+        self.scale = 1.0  # measured / estimated drop of the last round, when above 1
         previous: tuple[float, float] | None = None
         rounds = 0
-        while current > goal and self.ratio < ceiling and rounds < _MAX_ROUNDS:
+        while current > goal and rounds < _MAX_ROUNDS:
+            costs = StepCosts(self.pruner.DG, self.shares())
             point = (self.ratio, current)
-            self.ratio = min(ceiling, self.next_ratio(current, goal, previous))
-            previous = point
-            yield from self.pruner.groups_at(self.ratio)
-            current, rounds = self.measure(), rounds + 1
+            counts = self._coarse(current, goal, previous, costs)
+            coarse = counts is not None
+            if not coarse:
+                counts = self._last(current, goal, costs)
+            rounds += 1
+            if not counts:
+                if coarse and self.ratio < self.limit:
+                    continue  # a flat stretch: no group shrinks yet at this ratio
+                break
+            estimate = current * self.scale * costs.fraction(counts)
+            yield from self.pruner.groups_removing(counts)
+            measured = self.measure()
+            if estimate > 0 and current - measured > estimate:
+                self.scale = min(2.0, self.scale * (current - measured) / estimate)
+            previous, current = (point if coarse else None), measured
+        self._report(step, current, goal)
+
+    def _coarse(self, current: float, goal: float, previous: tuple[float, float] | None,
+                costs: StepCosts) -> dict[GroupRecord, int] | None:
+        """The removals of the next ratio (halved until their estimate stays above the goal), or
+        ``None`` when even a small increment would reach the goal: then the last rounds take over."""
+        if self.ratio >= self.limit:
+            return None
+        proposal = min(self.limit, self.next_ratio(current, goal, previous))
+        for _ in range(_HALVINGS + 1):
+            counts = self._removals(proposal)
+            if current * (1 - self.scale * costs.fraction(counts)) > goal:
+                self.ratio = proposal
+                return counts
+            if proposal - self.ratio < 4 * _PROBE:
+                break
+            proposal = self.ratio + (proposal - self.ratio) / 2
+        return None
+
+    def _last(self, current: float, goal: float, costs: StepCosts) -> dict[GroupRecord, int]:
+        """Raise the ratio by small increments, taking each group's next steps in the order the
+        ratio reaches them while the estimate stays within ``_FIT`` under the goal, until the
+        estimated count reaches the goal; the removals, in record order."""
+        lower, taken = goal * (1 - _FIT), {}
+
+        def after(counts: dict[GroupRecord, int]) -> float:
+            return current * (1 - self.scale * costs.fraction(counts))
+
+        while after(taken) > goal and self.ratio < self.limit:
+            self.ratio = min(self.limit, self.ratio + _PROBE)
+            for record, n in self._removals(self.ratio).items():
+                had = taken.get(record, 0)
+                if n <= had:
+                    continue
+                fits = [more for more in dict.fromkeys((n - had, self._one_step(record, had)))
+                        if more > 0 and after({**taken, record: had + more}) >= lower]
+                if not fits:
+                    self.skipped.add(id(record))
+                    self.limit = min(self.limit, self.ratio + _AHEAD)
+                    if not self._reachable(goal, taken, after):
+                        self.limit = self.ratio
+                        break
+                    continue
+                taken[record] = had + fits[0]
+                if after(taken) <= goal:
+                    break
+        if after(taken) > goal:
+            taken.update(self._closest_step(goal, taken, after))
+        order = {id(r): i for i, r in enumerate(self.pruner.records)}
+        return dict(sorted(taken.items(), key=lambda item: order[id(item[0])]))
+
+    def _reachable(self, goal: float, taken: dict[GroupRecord, int], after) -> bool:
+        """Whether the groups not skipped, at the ratio limit, would reach the goal (else running
+        the ratio ahead only cuts them for little)."""
+        furthest = {r: max(n, taken.get(r, 0)) for r, n in self._removals(self.limit).items()}
+        return after({**taken, **furthest}) <= goal
+
+    def _one_step(self, record: GroupRecord, had: int = 0) -> int:
+        """Units one more rounded step of ``record`` removes, after ``had`` already chosen."""
+        size = len(record.group(self.pruner.DG).units) - had
+        return size - self.pruner._limits(record).next_keep(record.initial_units, size)
+
+    def _closest_step(self, goal: float, taken: dict[GroupRecord, int], after) -> dict[GroupRecord, int]:
+        """When the walk ends above the goal: one more step of one group (any group the search
+        prunes, however far ahead of the ratio), the one whose estimate lands nearest the goal
+        within the tolerance under it; else none if the count is already within the tolerance
+        above the goal; else the step landing nearest the goal, if nearer than stopping here
+        (:meth:`_report` warns when the result is outside the tolerance)."""
+        active = [r for r in self.pruner.removals_at(self.pruner.options.max_pruning_ratio)[0]]
+        steps = [{**taken, r: taken.get(r, 0) + self._one_step(r, taken.get(r, 0))}
+                 for r in active if self._one_step(r, taken.get(r, 0)) > 0]
+        landing = sorted((abs(after(step) - goal), i) for i, step in enumerate(steps))
+        within = [i for _, i in landing if goal * (1 - TOLERANCE) <= after(steps[i]) <= goal]
+        if within:
+            return steps[within[0]]
+        stop = after(taken) - goal
+        if stop <= TOLERANCE * goal or not landing or landing[0][0] >= stop:
+            return {}
+        return steps[landing[0][1]]
+
+    def _removals(self, ratio: float) -> dict[GroupRecord, int]:
+        counts, _ = self.pruner.removals_at(ratio)
+        return {r: n for r, n in counts.items() if id(r) not in self.skipped}
+
+    def _report(self, step: int, current: float, goal: float) -> None:
         logger.info("step %d: %s %.4g (goal %.4g) at channel ratio %.3f", step, self.metric, current, goal, self.ratio)
-        if current > goal:
-            logger.warning("could not reach %s %.4g (stopped at %.4g, ratio %.3f): max_pruning_ratio, "
+        if current > goal * (1 + TOLERANCE):
+            logger.warning("could not reach %s %.4g (stopped at %.4g, ratio %.3f): max_pruning_ratio, round_to, "
                            "ignored layers or pinned channels leave too little to prune",
                            self.metric, goal, current, self.ratio)
+        elif current < goal * (1 - TOLERANCE):
+            logger.warning("%s %.4g overshoots the goal %.4g by %.1f%%: the smallest remaining steps are too coarse "
+                           "(a lower round_to, or prune_head_dims=True, gives finer ones)",
+                           self.metric, current, goal, 100 * (1 - current / goal))
 
     def next_ratio(self, current: float, goal: float, previous: tuple[float, float] | None) -> float:
         """The next ratio to try: 80% of the way to where the model of the count reaches the goal.

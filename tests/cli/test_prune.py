@@ -44,10 +44,14 @@ def test_resnet18_ratio_round_to_and_reload(cli, tmp_path):
     assert tp.utils.count_params(by_cli) == after["params"]
 
 
-def test_speedup_lands_just_under_the_goal(cli, tiny_spec, tmp_path):
+def test_speedup_lands_within_five_percent_of_the_goal(cli, tiny_spec, tmp_path):
+    # widths move in steps of 8 by default (kernel-friendly), too coarse here to land under the goal
     result = prune(cli, tiny_spec, tmp_path / "t.pt", "--speedup", "2", "--input-shape", "1,3,8,8")
     goal = result["before"]["macs"] / 2
-    assert 0.8 * goal < result["after"]["macs"] <= goal
+    assert 0.95 * goal <= result["after"]["macs"] <= 1.05 * goal
+    assert all(w % 8 == 0 for name, w in widths(result).items() if name != "head.2")
+    exact = prune(cli, tiny_spec, tmp_path / "e.pt", "--speedup", "2", "--round-to", "1", "--input-shape", "1,3,8,8")
+    assert 0.95 * goal <= exact["after"]["macs"] <= goal
 
 
 def test_target_params_with_suffix(cli, tiny_spec, tmp_path):
@@ -68,7 +72,7 @@ def test_criteria_without_gradients(cli, tiny_spec, tmp_path, importance):
 def test_taylor_with_random_calibration_over_steps(cli, tiny_spec, tmp_path):
     result = prune(cli, tiny_spec, tmp_path / "t.pt", "--speedup", "2", "--importance", "taylor",
                    "--calib", "random", "--calib-batches", "2", "--steps", "3", "--input-shape", "2,3,8,8")
-    assert result["after"]["macs"] <= result["before"]["macs"] / 2
+    assert result["after"]["macs"] <= 1.05 * result["before"]["macs"] / 2
     assert result["reload_max_abs_diff"] == 0.0
 
 

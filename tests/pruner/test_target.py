@@ -50,13 +50,16 @@ def test_target_params():
     assert base / 3 * 0.95 <= params <= base / 3
 
 
-def test_unreachable_target_stops_at_the_limit_and_warns(caplog):
+@pytest.mark.parametrize("round_to, kept", [(None, 48), (1, 45)])
+def test_unreachable_target_stops_at_the_limit_and_warns(caplog, round_to, kept):
     model, x = resnet18(), images()
     base = _macs(model, x)
-    tp.pruner.MagnitudePruner(model, x, speedup=10.0, max_pruning_ratio=0.3, ignored_layers=classifier(model)).step()
+    tp.pruner.MagnitudePruner(model, x, speedup=10.0, max_pruning_ratio=0.3, round_to=round_to,
+                              ignored_layers=classifier(model)).step()
     assert _macs(model, x) > base / 10
     assert "could not reach" in caplog.text
-    assert model.layer1[0].conv1.out_channels == 45  # ceil(64 * 0.7): the max ratio holds
+    # ceil(64 * 0.7) = 45: the max ratio holds; by default rounded up to the CPU's multiple of 8
+    assert model.layer1[0].conv1.out_channels == kept
 
 
 def test_speedup_below_one_is_refused():
@@ -103,17 +106,28 @@ def _plain_net():
     return torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(64, 10))
 
 
+def _convs(model):
+    return [m for m in model if isinstance(m, torch.nn.Conv2d)]
+
+
+@pytest.mark.parametrize("round_to", [None, 1])
 @pytest.mark.parametrize("global_pruning", [False, True])
-def test_speedup_search_prunes_as_one_shot_at_the_ratio_it_finds(global_pruning):
-    # Each unit is scored once per step: re-scoring between the search's increments re-normalised
-    # each group's survivors, and under global ranking cut a VGG's layers to single channels.
+def test_speedup_search_prunes_as_one_shot_to_the_widths_it_finds(global_pruning, round_to):
+    # Each unit is scored once per step: re-scoring between the search's rounds re-normalised each
+    # group's survivors, and under global ranking cut a VGG's layers to single channels.  So the
+    # search removes what a one-shot prune to the same widths removes with the scores each group
+    # had when the search first scored it.
     model, x = _plain_net(), torch.randn(1, 1, 16, 16)
     twin = __import__("copy").deepcopy(model)
-    pruner = tp.pruner.MagnitudePruner(model, x, speedup=6.0, global_pruning=global_pruning,
+    pruner = tp.pruner.MagnitudePruner(model, x, speedup=4.0, global_pruning=global_pruning, round_to=round_to,
                                        ignored_layers=[model[-1]])
+    first, score = {}, pruner.estimate_importance
+    pruner.estimate_importance = lambda group: first.setdefault(group.root.name, score(group))
     pruner.step()
-    tp.pruner.MagnitudePruner(twin, x, pruning_ratio=pruner._target.ratio, global_pruning=global_pruning,
-                              ignored_layers=[twin[-1]]).step()
-    assert [m.weight.shape for m in model if isinstance(m, torch.nn.Conv2d)] == \
-        [m.weight.shape for m in twin if isinstance(m, torch.nn.Conv2d)]
+    ratios = {b: 1 - a.out_channels / b.out_channels for a, b in zip(_convs(model), _convs(twin))}
+    one_shot = tp.pruner.MagnitudePruner(twin, x, pruning_ratio_dict=ratios, ignored_layers=[twin[-1]])
+    one_shot.estimate_importance = lambda group: first[group.root.name]
+    one_shot.step()
+    assert sum(r > 0.3 for r in ratios.values()) >= 3
+    assert [m.weight.shape for m in _convs(model)] == [m.weight.shape for m in _convs(twin)]
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), twin.state_dict().values()))
