@@ -360,10 +360,15 @@ def config_from(args: argparse.Namespace) -> Config:
 
 
 def selected(table: Table, args: argparse.Namespace) -> Table:
-    """``table`` with only the methods named by ``--methods`` (any of the full list), if given."""
+    """``table`` with only the methods named by ``--methods`` (any of the full list), in the order
+    named, if given."""
     if not args.methods:
         return table
-    return replace(table, methods=tuple(m for m in ALL_METHODS if m.name in args.methods))
+    by_name = {m.name: m for m in ALL_METHODS}
+    unknown = [name for name in args.methods if name not in by_name]
+    if unknown:
+        raise SystemExit(f"accuracy benchmark: unknown --methods {unknown}; choose from {list(by_name)}")
+    return replace(table, methods=tuple(by_name[name] for name in args.methods))
 
 
 def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
