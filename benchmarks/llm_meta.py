@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     print(format_plan(plan))
     if args.measure:
         print(json.dumps({"parameters": plan.parameters, "groups": len(plan.groups), "build_s": plan.build_s,
-                          "plan_s": plan.plan_s, "total_s": round(time.perf_counter() - start, 1),
+                          "plan_s": plan.plan_s, "total_s": round(time.perf_counter() - start, 2),
                           "cpu_s": round(time.process_time() - cpu_start, 1), "process_cpu_s": round(_process_cpu(), 1),
                           "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}))
     if args.json:
