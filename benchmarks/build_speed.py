@@ -102,7 +102,7 @@ def _timm(name: str) -> Spec:
     return Spec(build)
 
 
-def _llama_hints(model: torch.nn.Module) -> dict:
+def llama_hints(model: torch.nn.Module) -> dict:
     """What Torch-Pruning's LLM example passes: heads of q/k/v and the logits as the output."""
     config, heads = model.config, {}
     for name, module in model.named_modules():
@@ -122,7 +122,7 @@ def _llama(hidden: int, layers: int, ffn: int, heads: int, kv: int, dtype=torch.
             model = hf.LlamaForCausalLM(config).to(dtype)
         ids = torch.randint(0, 1000, (1, 32), device="meta" if meta else "cpu")
         return model, {"input_ids": ids}, [model.lm_head]
-    return Spec(build, meta=meta, peer_hints=_llama_hints)
+    return Spec(build, meta=meta, peer_hints=llama_hints)
 
 
 def _bert(hidden: int, layers: int, heads: int, ffn: int) -> Spec:

@@ -15,6 +15,8 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
+from benchmarks.build_speed import llama_hints
+
 
 @dataclass(frozen=True)
 class Size:
@@ -73,16 +75,6 @@ def _llama(resolution: int):
     return model, {"input_ids": torch.randint(0, 1000, (1, resolution))}, [model.lm_head]
 
 
-def _llama_hints(model: nn.Module) -> dict:
-    """What Torch-Pruning's LLM example passes: heads of q/k/v and the logits as the output."""
-    config, heads = model.config, {}
-    for name, module in model.named_modules():
-        if name.endswith("self_attn"):
-            heads[module.q_proj] = config.num_attention_heads
-            heads[module.k_proj] = heads[module.v_proj] = config.num_key_value_heads
-    return {"num_heads": heads, "output_transform": lambda out: out.logits}
-
-
 MODELS: dict[str, ModelSpec] = {
     "resnet50": ModelSpec(_torchvision("resnet50", lambda m: m.fc), Size(4, 128), Size(128, 224)),
     "vit_b_16": ModelSpec(_torchvision("vit_b_16", lambda m: m.heads.head), Size(4, 112), Size(64, 224)),
@@ -92,5 +84,5 @@ MODELS: dict[str, ModelSpec] = {
                               Size(256, 224)),
     "timm-vit_small": ModelSpec(_timm_vit("vit_small_patch16_224"), Size(4, 112), Size(64, 224)),
     "bert-base": ModelSpec(_bert, Size(2, 32), Size(32, 128)),
-    "llama-1024x8": ModelSpec(_llama, Size(1, 64), Size(8, 512), _llama_hints),
+    "llama-1024x8": ModelSpec(_llama, Size(1, 64), Size(8, 512), llama_hints),
 }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import statistics
-import time
 from typing import Any, Callable, Sequence
 
 import torch
@@ -12,17 +11,10 @@ import torch
 @torch.inference_mode()
 def interleaved_latency_ms(runs: Sequence[Callable[[], Any]], warmup: int = 2, repeats: int = 10) -> list[float]:
     """Median wall time (ms) of each callable, timed in alternation so that a change in machine
-    load during the measurement affects every model alike."""
-    for run in runs:
-        for _ in range(warmup):
-            run()
-    times: list[list[float]] = [[] for _ in runs]
-    for _ in range(repeats):
-        for run, record in zip(runs, times):
-            start = time.perf_counter()
-            run()
-            record.append((time.perf_counter() - start) * 1e3)
-    return [statistics.median(record) for record in times]
+    load during the measurement affects every model alike (:func:`structprune.latency.timing.time_calls`)."""
+    from structprune.latency.timing import WallClock, time_calls
+
+    return [statistics.median(record) for record in time_calls(runs, warmup, repeats, WallClock())]
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -145,6 +145,24 @@ class LatencyComparison:
         return f"{self.before.median:.2f} ms -> {self.after.median:.2f} ms, {self.speedup.summary()}"
 
 
+def time_calls(runs: Sequence[Callable[[], Any]], warmup: int, repeat: int, clock: Clock,
+               progress: Callable[[range], Any] | None = None) -> list[list[float]]:
+    """Milliseconds of every run of each callable: ``warmup`` untimed rounds, then ``repeat`` timed
+    rounds in which the callables take turns (order reversed every round), so that a change of load
+    during the measurement affects them alike."""
+    for _ in range(warmup):
+        for run in runs:
+            run()
+    times: list[list[float]] = [[] for _ in runs]
+    for round_ in (progress or iter)(range(repeat)):
+        order = range(len(runs)) if round_ % 2 == 0 else reversed(range(len(runs)))
+        for i in order:
+            token = clock.start()
+            runs[i]()
+            times[i].append(clock.stop(token))
+    return times
+
+
 def time_models(models: Sequence[nn.Module], example_inputs: Any, warmup: int = 5, repeat: int = 30,
                 clock: Clock | None = None, run_fn: RunFn | None = None,
                 progress: Callable[[range], Any] | None = None) -> list[LatencyStats]:
@@ -161,20 +179,11 @@ def time_models(models: Sequence[nn.Module], example_inputs: Any, warmup: int = 
         raise ValueError(f"structprune.latency.time_models: repeat={repeat} must be at least 1")
     clock = clock or clock_for(_device(models, example_inputs))
     runs = [_runner(m, example_inputs, run_fn) for m in models]
-    times: list[list[float]] = [[] for _ in models]
     with ExitStack() as stack:
         for model in models:
             stack.enter_context(_eval_mode(model))
         stack.enter_context(torch.inference_mode())
-        for _ in range(warmup):
-            for run in runs:
-                run()
-        for round_ in (progress or iter)(range(repeat)):
-            order = range(len(runs)) if round_ % 2 == 0 else reversed(range(len(runs)))
-            for i in order:
-                token = clock.start()
-                runs[i]()
-                times[i].append(clock.stop(token))
+        times = time_calls(runs, warmup, repeat, clock, progress)
     return [LatencyStats(tuple(t)) for t in times]
 
 

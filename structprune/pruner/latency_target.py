@@ -60,11 +60,14 @@ class LatencyOptions:
         """Take this record's keywords out of the pruner's ``kwargs`` and check them (``device`` and
         ``dtype`` stay there for the width defaults; without them, the model's own are used)."""
         shared = {"device", "dtype"}  # also read by the round_to defaults (pruner/options.py): left in kwargs
-        options = cls(**{f.name: kwargs.get(f.name) if f.name in shared else kwargs.pop(f.name)
-                         for f in fields(cls) if f.name in kwargs and kwargs.get(f.name) is not None})
-        if model is not None and "device" not in kwargs and "dtype" not in kwargs:
+        given = {f.name: kwargs.get(f.name) if f.name in shared else kwargs.pop(f.name)
+                 for f in fields(cls) if f.name in kwargs}
+        options = cls(**{name: value for name, value in given.items() if value is not None})
+        if model is not None:
             from structprune.pruner.shapes import model_device_dtype
-            options.device, options.dtype = model_device_dtype(model)
+            found_device, found_dtype = model_device_dtype(model)
+            options.device = found_device if given.get("device") is None else options.device
+            options.dtype = found_dtype if given.get("dtype") is None else options.dtype
         if options.target_latency is not None:
             options.measure = "latency"
             if not options.target_latency > 0:
