@@ -77,11 +77,13 @@ class Bench:
 
     def structprune(self, speedup: float, measure: str) -> tuple[nn.Module, dict[str, Any]]:
         model, ignored = self.fresh()
-        options: dict[str, Any] = {"speedup": speedup}
+        p = self.placement
+        # Both rows plan for the device and dtype the model is timed in (kernel-friendly widths:
+        # 64 for bf16 on CUDA), as a user pruning for that deployment would ask.
+        options: dict[str, Any] = {"speedup": speedup, "device": p.device, "dtype": p.dtype}
         if measure == "latency":
-            p = self.placement
-            options.update(measure="latency", device=p.device, dtype=p.dtype, batch_size=p.batch_size,
-                           channels_last=p.channels_last, latency_repeat=self.args.repeat)
+            options.update(measure="latency", batch_size=p.batch_size, channels_last=p.channels_last,
+                           latency_repeat=self.args.repeat)
         sp = self.sp
         pruner = sp.pruner.MagnitudePruner(model, self.inputs, importance=sp.importance.MagnitudeImportance(p=2),
                                            ignored_layers=ignored, **options)
