@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import torch
 
 from structprune.group import Group
+from structprune.pruner.shapes import group_round_to
 from structprune.pruner.target import TargetSearch
 
 if TYPE_CHECKING:
@@ -200,7 +201,18 @@ class LatencyTargetSearch(TargetSearch):
         opts = pruner.latency_options
         progress = opts.latency_progress or _tqdm("latency table")
         return LatencyModel(pruner.model, pruner.example_inputs, opts.placement(), run_fn=pruner.forward_fn,
-                            progress=progress)
+                            progress=progress, multiple=_width_multiple(pruner))
+
+
+def _width_multiple(pruner: "BasePruner") -> Callable[[int], int] | None:
+    """The multiple the pruner keeps a layer of a given full width at (its ``round_to``), so the
+    latency sweep times only widths the pruner can produce."""
+    step, per_layer = pruner.options.round_to, pruner.options.kernel_friendly
+    if not step or step <= 1:
+        return None
+    if per_layer:
+        return lambda full: group_round_to(step, full, "channel") or 1
+    return lambda full: step
 
 
 def _tqdm(desc: str) -> Callable | None:

@@ -105,3 +105,20 @@ def test_noisy_sweeps_are_made_monotone():
     fixed = monotone(noisy)
     assert fixed == {(4, 4): 3.0, (4, 8): 3.0, (8, 4): 3.0, (8, 8): 5.0}
     assert interpolate(fixed, (6, 6)) <= interpolate(fixed, (8, 8))
+
+
+def test_sweep_times_only_widths_the_pruner_can_keep(tmp_path):
+    """With the pruner's rounding (``multiple``), every swept width is a multiple of it or the full
+    width: unaligned widths run slower on GPUs and would make pruning look useless there."""
+    model = nn.Sequential(nn.Conv2d(3, 40, 3), nn.Conv2d(40, 40, 3, groups=40), nn.Conv2d(40, 24, 1),
+                          nn.Flatten(), nn.Linear(24 * 6 * 6, 50))
+    table = LatencyTable(tmp_path / "t.json")
+    latency = FakeLatencyModel(model, torch.zeros(1, 3, 10, 10), Placement(), table=table, full_ms=1.0,
+                               multiple=lambda full: 8)
+    for layer in latency.layers:
+        for point in latency.grid(layer):
+            assert all(w == full or w % 8 == 0 for w, full in zip(point, layer.shape.widths)), (layer.name, point)
+        assert layer.shape.widths in latency.grid(layer)
+    unaligned = FakeLatencyModel(model, torch.zeros(1, 3, 10, 10), Placement(), table=table, full_ms=1.0)
+    assert any(w % 8 for layer in unaligned.layers for point in unaligned.grid(layer) for w in point
+               if w not in layer.shape.widths)
