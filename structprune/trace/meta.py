@@ -28,6 +28,7 @@ from typing import Any, Iterator
 import torch
 import torch.nn as nn
 
+from structprune.trace.meta_shapes import CONV_DIMS, POOL_DIMS, conv_output, pool_output
 from structprune.trace.structure import flatten_tensors, map_tensors
 
 
@@ -147,6 +148,10 @@ def _shortcut(name: str, args: tuple, kwargs: dict) -> torch.Tensor | None:
     first = args[0]
     if not first.is_floating_point():
         return None
+    if name in CONV_DIMS:
+        return conv_output(name, args, kwargs)
+    if name in POOL_DIMS:
+        return pool_output(name, args, kwargs)
     if name in _LIKE_INPUT:
         position = _INPLACE_AT.get(name)
         if position is not None and kwargs.get("inplace", len(args) > position and args[position]):
