@@ -32,10 +32,10 @@ from structprune.trace.meta_shapes import CONV_DIMS, POOL_DIMS, conv_output, poo
 from structprune.trace.structure import flatten_tensors, map_tensors
 
 
-def can_run_on_meta(model: nn.Module) -> bool:
+def can_run_on_meta(model: nn.Module, modules: list[nn.Module] | None = None) -> bool:
     """False for models whose tensors cannot be stood in for (lazy modules, parametrisations,
-    tensor subclasses other than ``nn.Parameter``)."""
-    for module in model.modules():
+    tensor subclasses other than ``nn.Parameter``); ``modules``: ``list(model.modules())`` if known."""
+    for module in (model.modules() if modules is None else modules):
         if isinstance(module, nn.modules.lazy.LazyModuleMixin) or hasattr(module, "parametrizations"):
             return False
         for tensor in list(module._parameters.values()) + list(module._buffers.values()):
@@ -89,10 +89,12 @@ def _stand_in(tensor: torch.Tensor) -> torch.Tensor:
 
 
 @contextmanager
-def meta_weights(model: nn.Module) -> Iterator[None]:
+def meta_weights(model: nn.Module, modules: list[nn.Module] | None = None) -> Iterator[None]:
     """Parameters and buffers on ``meta`` inside the block (tied tensors stay tied); the model's
-    tensors and module attributes exactly as before afterwards."""
-    saved = [(m, dict(vars(m)), dict(m._parameters), dict(m._buffers), dict(m._modules)) for m in model.modules()]
+    tensors and module attributes exactly as before afterwards (``modules``: ``list(model.modules())``
+    when the caller has it)."""
+    saved = [(m, dict(vars(m)), dict(m._parameters), dict(m._buffers), dict(m._modules))
+             for m in (model.modules() if modules is None else modules)]
     stand_ins: dict[int, torch.Tensor] = {}
     try:
         for module, _, params, buffers, _ in saved:
