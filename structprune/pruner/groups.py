@@ -154,7 +154,7 @@ def _excluded(group: Group, options: PruningOptions, ignored_tensors: set[int]) 
         return "it holds no parameters (only buffers or index tensors)"
     if options.root_module_types and not isinstance(group.root.module, options.root_module_types):
         return "no layer of root_module_types produces it"
-    for t in members:
+    for t in members if ignored_tensors else ():
         if any(id(getattr(o, a, None)) in ignored_tensors for o, a, _ in t.tensor_axes()):
             return f"it slices an ignored parameter ({t.qualified_tensor_name or t.name})"
     return ""
