@@ -75,7 +75,9 @@ def conv_output(name: str, args: tuple, kwargs: dict) -> torch.Tensor | None:
     if padding == "same" and all(s == 1 for s in stride):
         spatial = tuple(x.shape[2:])
     else:
-        pads = None if isinstance(padding, str) and padding != "valid" else _ints(0 if padding == "valid" else padding, d)
+        if isinstance(padding, str):
+            padding = 0 if padding == "valid" else None
+        pads = None if padding is None else _ints(padding, d)
         if pads is None or min(pads) < 0:
             return None
         spatial = tuple((i + 2 * p - dil * (k - 1) - 1) // s + 1 for i, p, dil, k, s

@@ -74,7 +74,8 @@ def test_pool_shortcut_equals_the_meta_kernel():
 def test_meta_shortcut_gives_conv_and_pool_outputs_with_grad():
     x = torch.empty(1, 4, 8, 8, device="meta", requires_grad=True) * 1.0
     w = torch.nn.Parameter(torch.empty(6, 4, 3, 3, device="meta"))
-    for name, args, fn in [("conv2d", (x, w, None, 1, 1), F.conv2d), ("adaptive_avg_pool2d", (x, 1), F.adaptive_avg_pool2d)]:
+    for name, args, fn in [("conv2d", (x, w, None, 1, 1), F.conv2d),
+                           ("adaptive_avg_pool2d", (x, 1), F.adaptive_avg_pool2d)]:
         fast, slow = meta_shortcut(name, args, {}), fn(*args)
         _same(fast, slow)
         assert fast.requires_grad and fast.grad_fn is not None
