@@ -24,6 +24,8 @@ from structprune.trace.tracer import trace_model
 
 logger = logging.getLogger(__name__)
 
+_SMALL = 4096  # up to this many elements, a Python pass beats a few torch calls
+
 
 class NotTracedError(KeyError, ValueError):
     """A module or tensor the trace never saw (Torch-Pruning raises ValueError, older code KeyError)."""
@@ -167,6 +169,8 @@ class DependencyGraph(GraphCompat):
             flat = flat[self.solution.group_of[flat] == gid]
         if flat.numel() == 0:
             return []
+        if flat.numel() <= _SMALL:  # the same order: dicts keep first insertion
+            return list(dict.fromkeys(flat.tolist()))
         uniq, inverse = torch.unique(flat, return_inverse=True)
         first = torch.full((len(uniq),), flat.numel(), dtype=torch.long)
         first.scatter_reduce_(0, inverse, torch.arange(flat.numel()), reduce="amin")

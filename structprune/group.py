@@ -117,13 +117,15 @@ class Group(GroupCompat):
     """
 
     def __init__(self, graph: "DependencyGraph", root: Target, units: list[int], idxs: Sequence[int],
-                 released: torch.Tensor | None = None):
+                 released: torch.Tensor | None = None, gids: set[int] | None = None):
         self.graph = graph
         self.root = root
         self.units = units
         self.idxs = list(map(int, idxs))
-        self.gids = set(graph.solution.group_of[torch.as_tensor(units, dtype=torch.long)].unique().tolist()) \
-            if units else set()
+        if gids is None:  # ``gids``: the spaces of ``units``, when the caller knows them
+            gids = set(graph.solution.group_of[torch.as_tensor(units, dtype=torch.long)].unique().tolist()) \
+                if units else set()
+        self.gids = gids
         self.released = released  # output-pinned classes an explicit request may remove (or None)
         self.added: list[GroupItem] = []  # Torch-Pruning's add_dep
         self._last_plan: tuple | None = None
@@ -136,7 +138,7 @@ class Group(GroupCompat):
     @classmethod
     def whole(cls, graph: "DependencyGraph", root: Target, gid: int) -> "Group":
         units = graph.units_of(root, gid)
-        return cls(graph, root, units, list(range(len(units))))
+        return cls(graph, root, units, list(range(len(units))), gids={gid} if units else set())
 
     @classmethod
     def from_channels(cls, graph: "DependencyGraph", root: Target, channels: list[int]) -> "Group":

@@ -45,17 +45,22 @@ class GroupRecord:
         return Group.whole(graph, self.root, self.gid)
 
 
-def unit_kind(graph: DependencyGraph, group: Group, num_heads: dict[int, int]) -> str:
-    """``"head"``, ``"head_dim"`` or ``"channel"`` (see the module docstring)."""
+def unit_kind(graph: DependencyGraph, group: Group, num_heads: dict[int, int], repeated: dict | None = None) -> str:
+    """``"head"``, ``"head_dim"`` or ``"channel"`` (see the module docstring); ``repeated``: a
+    per-target cache for calls on one graph state (:func:`find_groups` passes one)."""
     members = group.member_targets()
     if any(num_heads.get(id(t.module)) == len(group.units) for t in members if t.is_layer):
         return "head"
-    units = torch.tensor(sorted(group.units), dtype=torch.long)
+    unit_set, units = set(group.units), None
     outer_free, inner, inner_factors = False, False, []
     for target in members:
         if target.classes.shape[1] == 1:
             continue  # one unit per element: neither an outer nor an inner factor here
         rows = target.classes[target.alive_rows(graph.dead)]
+        if _repeated_classes(rows, repeated, target).isdisjoint(unit_set):
+            continue  # no unit of the group lies in two elements here: the test below would pass
+        if units is None:
+            units = torch.tensor(sorted(unit_set), dtype=torch.long)
         mine = _member(rows, units) & (rows >= 0)
         if not bool(mine.any()) or int(mine.any(1).sum()) <= len(set(rows[mine].tolist())):
             continue  # every unit is a single element here
@@ -68,6 +73,18 @@ def unit_kind(graph: DependencyGraph, group: Group, num_heads: dict[int, int]) -
     if outer_free or (outer and any(_counted_by_attribute(graph, c) for c in [set(group.units)] + outer)):
         return "head"
     return "head_dim" if inner else "channel"
+
+
+def _repeated_classes(rows: torch.Tensor, cache: dict | None, target: Target) -> set[int]:
+    """Classes that occur more than once in ``rows`` (a superset of those in two rows), kept in
+    ``cache`` per target for one :func:`find_groups` (its rows do not change there)."""
+    found = cache.get(id(target)) if cache is not None else None
+    if found is None:
+        values, counts = torch.unique(rows, return_counts=True)
+        found = set(values[counts > 1].tolist())
+        if cache is not None:
+            cache[id(target)] = found
+    return found
 
 
 def _member(values: torch.Tensor, sorted_units: torch.Tensor) -> torch.Tensor:
@@ -113,14 +130,14 @@ def out_modules(group: Group) -> tuple:
 def find_groups(graph: DependencyGraph, options: PruningOptions) -> list[GroupRecord]:
     """Every group the pruner may prune, with the reason for each one left out (logged)."""
     ignored_tensors = {id(t) for t in options.ignored_tensors}
-    records = []
+    records, repeated = [], {}
     for group in graph.get_all_groups(ignored_layers=options.ignored_modules,
                                       root_module_types=options.root_module_types or _DEFAULT_ROOTS):
         reason = _excluded(group, options, ignored_tensors)
         if reason:
             logger.debug("group rooted at %s left whole: %s", group.root.label(), reason)
             continue
-        kind = unit_kind(graph, group, options.num_heads)
+        kind = unit_kind(graph, group, options.num_heads, repeated)
         gid = next(iter(group.gids))
         records.append(GroupRecord(group.root, gid, len(group.units), kind,
                                    structure_signature(group, kind), out_modules(group)))
@@ -137,7 +154,7 @@ def _excluded(group: Group, options: PruningOptions, ignored_tensors: set[int]) 
         return "it holds no parameters (only buffers or index tensors)"
     if options.root_module_types and not isinstance(group.root.module, options.root_module_types):
         return "no layer of root_module_types produces it"
-    for t in members:
+    for t in members if ignored_tensors else ():
         if any(id(getattr(o, a, None)) in ignored_tensors for o, a, _ in t.tensor_axes()):
             return f"it slices an ignored parameter ({t.qualified_tensor_name or t.name})"
     return ""

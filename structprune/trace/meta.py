@@ -28,13 +28,14 @@ from typing import Any, Iterator
 import torch
 import torch.nn as nn
 
+from structprune.trace.meta_shapes import CONV_DIMS, POOL_DIMS, conv_output, pool_output
 from structprune.trace.structure import flatten_tensors, map_tensors
 
 
-def can_run_on_meta(model: nn.Module) -> bool:
+def can_run_on_meta(model: nn.Module, modules: list[nn.Module] | None = None) -> bool:
     """False for models whose tensors cannot be stood in for (lazy modules, parametrisations,
-    tensor subclasses other than ``nn.Parameter``)."""
-    for module in model.modules():
+    tensor subclasses other than ``nn.Parameter``); ``modules``: ``list(model.modules())`` if known."""
+    for module in (model.modules() if modules is None else modules):
         if isinstance(module, nn.modules.lazy.LazyModuleMixin) or hasattr(module, "parametrizations"):
             return False
         for tensor in list(module._parameters.values()) + list(module._buffers.values()):
@@ -88,10 +89,12 @@ def _stand_in(tensor: torch.Tensor) -> torch.Tensor:
 
 
 @contextmanager
-def meta_weights(model: nn.Module) -> Iterator[None]:
+def meta_weights(model: nn.Module, modules: list[nn.Module] | None = None) -> Iterator[None]:
     """Parameters and buffers on ``meta`` inside the block (tied tensors stay tied); the model's
-    tensors and module attributes exactly as before afterwards."""
-    saved = [(m, dict(vars(m)), dict(m._parameters), dict(m._buffers), dict(m._modules)) for m in model.modules()]
+    tensors and module attributes exactly as before afterwards (``modules``: ``list(model.modules())``
+    when the caller has it)."""
+    saved = [(m, dict(vars(m)), dict(m._parameters), dict(m._buffers), dict(m._modules))
+             for m in (model.modules() if modules is None else modules)]
     stand_ins: dict[int, torch.Tensor] = {}
     try:
         for module, _, params, buffers, _ in saved:
@@ -147,6 +150,10 @@ def _shortcut(name: str, args: tuple, kwargs: dict) -> torch.Tensor | None:
     first = args[0]
     if not first.is_floating_point():
         return None
+    if name in CONV_DIMS:
+        return conv_output(name, args, kwargs)
+    if name in POOL_DIMS:
+        return pool_output(name, args, kwargs)
     if name in _LIKE_INPUT:
         position = _INPLACE_AT.get(name)
         if position is not None and kwargs.get("inplace", len(args) > position and args[position]):

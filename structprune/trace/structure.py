@@ -8,6 +8,9 @@ from typing import Any, Callable
 import torch
 
 
+_SCALARS = frozenset({int, float, bool, str, type(None)})  # leaves with no children (exact types)
+
+
 def _children(obj: Any):
     if isinstance(obj, dict):  # includes transformers' ModelOutput (an OrderedDict)
         return list(obj.values())
@@ -29,6 +32,8 @@ def flatten_tensors(obj: Any) -> list[torch.Tensor]:
                 seen.add(id(o))
                 found.append(o)
             return
+        if type(o) in _SCALARS:
+            return
         for child in _children(o):
             visit(child)
 
@@ -40,6 +45,8 @@ def map_tensors(obj: Any, fn: Callable[[torch.Tensor], Any]) -> Any:
     """``obj`` with every tensor replaced by ``fn(tensor)`` (plain containers are rebuilt)."""
     if isinstance(obj, torch.Tensor):
         return fn(obj)
+    if type(obj) in _SCALARS:
+        return obj
     if isinstance(obj, tuple) and not hasattr(obj, "_fields"):
         return tuple(map_tensors(o, fn) for o in obj)
     if isinstance(obj, list):

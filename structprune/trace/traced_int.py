@@ -210,23 +210,29 @@ def _traced_container(value, source: tuple):
 
 
 @contextmanager
-def traced_int_attributes(model: nn.Module) -> Iterator[None]:
+def traced_int_attributes(model: nn.Module, plain_ints_after: bool = True,
+                          modules: list[nn.Module] | None = None) -> Iterator[None]:
     """Swap every plain ``int`` attribute of ``model``'s modules for a TracedInt (and the ints of
     every plain list/tuple-of-ints attribute for fixed ones, and the int fields of the configs
     modules hold as ``self.config``: Phi-3 slices its fused q/k/v projection at
-    ``self.config.num_attention_heads * self.head_dim``), then restore the originals."""
+    ``self.config.num_attention_heads * self.head_dim``), then restore the originals; with
+    ``plain_ints_after`` also make plain every TracedInt the forward stored on a module (leave it
+    off when every module's attributes are put back anyway, as :func:`meta_weights` does);
+    ``modules``: ``list(model.modules())`` when the caller has it."""
+    modules = list(model.modules()) if modules is None else modules
     swapped: list[tuple[object, str, object, object]] = []
-    for module in model.modules():
+    for module in modules:
         for name, value in list(vars(module).items()):
-            if type(value) is int:
+            kind = type(value)
+            if kind is int:
                 traced = TracedInt(value, {(module, name)})
-            elif _int_container(value):
+            elif (kind is tuple or kind is list) and _int_container(value):
                 traced = _traced_container(value, (module, name))
             else:
                 continue
             swapped.append((module, name, value, traced))
             module.__dict__[name] = traced
-    for config in _configs(model):
+    for config in _configs(modules):
         ref = ConfigRef(config)
         for name, value in list(vars(config).items()):
             if type(value) is int:  # derived: a config field is no module's own attribute
@@ -240,14 +246,15 @@ def traced_int_attributes(model: nn.Module) -> Iterator[None]:
             current = module.__dict__.get(name)
             if current is traced or isinstance(current, TracedInt):
                 module.__dict__[name] = value
-        _plain_module_ints(model)
+        if plain_ints_after:
+            _plain_module_ints(model)
 
 
-def _configs(model: nn.Module) -> list:
+def _configs(modules: list[nn.Module]) -> list:
     """The configuration objects modules hold as ``self.config`` (a Hugging Face model's config,
     shared by its layers), each once: their int fields are traced like module attributes."""
     found: dict[int, object] = {}
-    for module in model.modules():
+    for module in modules:
         config = module.__dict__.get("config")
         if config is not None and not isinstance(config, nn.Module) and hasattr(config, "__dict__"):
             found.setdefault(id(config), config)
@@ -289,11 +296,22 @@ def escape_log(sink: Callable[[], None]) -> Iterator[None]:
         _EscapeLog.sink = previous
 
 
-@contextmanager
-def paused_escapes() -> Iterator[None]:
-    """Torch's own code converting sizes (while the tracer runs an op) is not the model's."""
-    _EscapeLog.paused += 1
-    try:
-        yield
-    finally:
+class _PausedEscapes:
+    """Context manager behind :func:`paused_escapes` (a class: it runs for every traced call,
+    and a generator-based one costs several times more)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        _EscapeLog.paused += 1
+
+    def __exit__(self, *exc) -> None:
         _EscapeLog.paused -= 1
+
+
+_PAUSED = _PausedEscapes()
+
+
+def paused_escapes() -> _PausedEscapes:
+    """Torch's own code converting sizes (while the tracer runs an op) is not the model's."""
+    return _PAUSED

@@ -67,15 +67,17 @@ class _LiveValues:
 
 class _Recorder(TorchFunctionMode):
     def __init__(self, model: nn.Module, is_leaf: Callable[[nn.Module], bool],
-                 real_device: torch.device | None = None):
+                 real_device: torch.device | None = None, named: list[tuple[str, nn.Module]] | None = None):
         super().__init__()
         self.on_meta = real_device is not None  # weights on meta: see structprune.trace.meta
         self.real_device = real_device
         self.model = model
-        self.is_leaf = is_leaf
-        self.names = {m: n for n, m in model.named_modules(remove_duplicate=False)}
-        self.names.update({m: n for n, m in model.named_modules()})
-        self.tensor_names = self._tensor_names(model)
+        self._is_leaf, self._leaf = is_leaf, {}
+        self.names: dict[nn.Module, str] = {}
+        for n, m in model.named_modules(remove_duplicate=False):  # each module's first name, as
+            self.names.setdefault(m, n)                           # named_modules() gives it
+        self.named = list(model.named_modules()) if named is None else named  # the walk, shared
+        self.tensor_names = self._tensor_names(self.named)
         self.values: list[Value] = []
         self.nodes: list[Node] = []
         self.shape_reads: list[ShapeRead] = []
@@ -88,13 +90,23 @@ class _Recorder(TorchFunctionMode):
         self.leaf_calls = 0
 
     @staticmethod
-    def _tensor_names(model: nn.Module) -> dict[int, tuple[str, str, torch.Tensor]]:
+    def _tensor_names(named: list[tuple[str, nn.Module]]) -> dict[int, tuple[str, str, torch.Tensor]]:
+        """Each buffer's, then each parameter's first name (``named_buffers()`` /
+        ``named_parameters()``), from the model's ``named_modules()``."""
         names: dict[int, tuple[str, str, torch.Tensor]] = {}
-        for name, b in model.named_buffers():
-            names.setdefault(id(b), ("buffer", name, b))
-        for name, p in model.named_parameters():
-            names.setdefault(id(p), ("param", name, p))
+        for kind, store in (("buffer", "_buffers"), ("param", "_parameters")):
+            for prefix, module in named:
+                for key, t in getattr(module, store).items():
+                    if t is not None:
+                        names.setdefault(id(t), (kind, f"{prefix}.{key}" if prefix else key, t))
         return names
+
+    def is_leaf(self, module: nn.Module) -> bool:
+        """``is_leaf(module)``, asked once per module (hooks ask for every call)."""
+        found = self._leaf.get(id(module))
+        if found is None:
+            found = self._leaf[id(module)] = bool(self._is_leaf(module))
+        return found
 
     # values -------------------------------------------------------------------------------
     def new_value(self, t: torch.Tensor, origin: str, producer: Node | None = None, name: str = "") -> Value:
@@ -237,7 +249,7 @@ class _Recorder(TorchFunctionMode):
         stack.callback(setattr, function, "apply", original)
 
     def hooks(self, stack: ExitStack) -> None:
-        for module in self.model.modules():
+        for _, module in self.named:
             stack.callback(module.register_forward_pre_hook(self.pre_hook, with_kwargs=True).remove)
             stack.callback(module.register_forward_hook(self.post_hook, with_kwargs=True, always_call=True).remove)
 
@@ -279,22 +291,26 @@ def trace_model(
     real forward is traced instead.
     """
     style = None if forward_fn is not None else call_style(model, example_inputs)
-    with eval_mode(model):
+    named = list(model.named_modules())  # one walk for the steps before the forward (the tree is the same)
+    with eval_mode(model, [m for _, m in named]):
         try:
-            return _trace_meta_first(model, example_inputs, is_leaf, forward_fn, output_transform, style, meta_first)
+            return _trace_meta_first(model, example_inputs, is_leaf, forward_fn, output_transform, style, meta_first,
+                                     named)
         except Exception as first:
             if style != SPREAD or not can_pass_whole(model, example_inputs):
                 raise
             try:
-                return _trace_meta_first(model, example_inputs, is_leaf, None, output_transform, WHOLE, meta_first)
+                return _trace_meta_first(model, example_inputs, is_leaf, None, output_transform, WHOLE, meta_first,
+                                         named)
             except Exception as second:
                 raise neither_call_worked(model, first, second) from first
 
 
 @contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    """Put every module in eval mode, and give each its own ``training`` flag back afterwards."""
-    flags = [(m, m.training) for m in model.modules()]
+def eval_mode(model: nn.Module, modules: list[nn.Module] | None = None) -> Iterator[None]:
+    """Put every module in eval mode, and give each its own ``training`` flag back afterwards
+    (``modules``: ``list(model.modules())`` when the caller has it)."""
+    flags = [(m, m.training) for m in (model.modules() if modules is None else modules)]
     model.eval()
     try:
         yield
@@ -303,29 +319,35 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
             module.training = training
 
 
-def _trace_meta_first(model, example_inputs, is_leaf, forward_fn, output_transform, style, meta_first) -> Trace:
+def _trace_meta_first(model, example_inputs, is_leaf, forward_fn, output_transform, style, meta_first,
+                      named=None) -> Trace:
     """The trace with meta stand-ins of the weights if the model allows it, else of the real forward."""
-    if meta_first and can_run_on_meta(model):
+    modules = None if named is None else [m for _, m in named]
+    if meta_first and can_run_on_meta(model, modules):
         try:
-            with meta_weights(model):
-                return _trace_once(model, example_inputs, is_leaf, forward_fn, output_transform, style, on_meta=True)
+            with meta_weights(model, modules):
+                return _trace_once(model, example_inputs, is_leaf, forward_fn, output_transform, style, on_meta=True,
+                                   named=named)
         except Exception as error:  # value-dependent code, a device mix, a kernel without meta
             logger.debug("tracing with meta weights failed (%s: %s); tracing the real forward",
                          type(error).__name__, error)
-    return _trace_once(model, example_inputs, is_leaf, forward_fn, output_transform, style)
+    return _trace_once(model, example_inputs, is_leaf, forward_fn, output_transform, style, named=named)
 
 
-def _trace_once(model, example_inputs, is_leaf, forward_fn, output_transform, style, on_meta: bool = False) -> Trace:
+def _trace_once(model, example_inputs, is_leaf, forward_fn, output_transform, style, on_meta: bool = False,
+                named=None) -> Trace:
     real = [t.device for t in flatten_tensors(example_inputs) if not t.is_meta]
-    recorder = _Recorder(model, is_leaf, (real[0] if real else torch.device("cpu")) if on_meta else None)
+    recorder = _Recorder(model, is_leaf, (real[0] if real else torch.device("cpu")) if on_meta else None, named)
     inputs = [recorder.new_value(t, "input") for t in flatten_tensors(example_inputs)]
     for t in flatten_tensors(example_inputs):
         recorder.keep_alive.append(t)
     with ExitStack() as stack:
-        stack.enter_context(buffers_restored(model))
+        if not on_meta:  # on meta the buffers are stand-ins, and meta_weights puts the real ones back
+            stack.enter_context(buffers_restored(model))
         recorder.hooks(stack)
         recorder.patch_autograd_function(stack)
-        stack.enter_context(traced_int_attributes(model))
+        stack.enter_context(traced_int_attributes(model, plain_ints_after=not on_meta,
+                                                 modules=[m for _, m in recorder.named]))
         stack.enter_context(escape_log(recorder.note_escape))
         with recorder:
             if forward_fn is not None:
