@@ -2,8 +2,12 @@
 
 One forward records every layer that has a probe (:mod:`.probes`) with the shape of its input.
 Each layer is then timed alone at a sweep of its own widths (1, 0.7, 0.4 of each), on the
-target device and dtype, and the timings are kept in the on-disk :class:`.table.LatencyTable`, so
-a second model with the same layer shapes measures nothing.  The estimate of the model as it
+target device and dtype (the fastest of several runs: noise from other work on the machine only
+ever adds time), and the timings are kept in the on-disk :class:`.table.LatencyTable`, so a
+second model with the same layer shapes measures nothing.  A sweep point that disagrees with the
+others (:func:`suspects`: slower than a narrower point scaled by its work, or clearly slower than
+a wider one), say one timed while the machine was busy, is timed again, cached or not: one such
+point at the full width once made a MobileNetV2 look ten times faster pruned than it was.  The estimate of the model as it
 stands is the sum of its layers' interpolated timings plus a residual: the full forward timed
 once minus the sum of its layers, scaled by how much of the layers' output width is left (norms,
 activations and additions shrink with the channels they carry).
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -28,6 +33,7 @@ from structprune.utils.benchmark import RunFn, _runner
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[Iterable], Iterable]
+_RETIMES = 2  # rounds of timing again the sweep points that disagree with the rest
 
 
 @dataclass
@@ -60,7 +66,7 @@ class LatencyModel:
 
     def __init__(self, model: nn.Module, example_inputs: Any, placement: Placement | None = None,
                  table: LatencyTable | None = None, run_fn: RunFn | None = None, full_ms: float | None = None,
-                 progress: Progress | None = None, warmup: int = 1, repeat: int = 5):
+                 progress: Progress | None = None, warmup: int = 2, repeat: int = 7):
         self.model, self.example_inputs, self.run_fn = model, example_inputs, run_fn
         self.placement = placement or Placement()
         self.table = table if table is not None else LatencyTable.for_placement(self.placement)
@@ -109,32 +115,52 @@ class LatencyModel:
         return self._index
 
     def sweep(self, progress: Progress | None = None) -> int:
-        """Time every sweep point not yet in the table; save the table; return how many were timed."""
-        missing, seen = [], set()
-        for layer in self.layers:
-            for widths in layer.probe.grid(layer.shape):
-                key = layer.shape.key(widths)
-                if key not in self.table and key not in seen:
-                    seen.add(key)
-                    missing.append((layer, widths, key))
+        """Time every sweep point not yet in the table, then time again the points that disagree
+        with their layer's others (:func:`suspects`, up to ``_RETIMES`` times, keeping the faster
+        timing); save the table; return how many timings were taken."""
+        missing = self._points(lambda layer, points: [w for w, ms in points.items() if ms is None])
         for layer, widths, key in (progress or iter)(missing):
             self.table[key] = self.measure_layer(layer.probe, layer.shape, widths)
-        if missing:
+        timed = len(missing)
+        for _ in range(_RETIMES):
+            again = self._points(lambda layer, points: sorted(suspects(points)))
+            for layer, widths, key in again:
+                self.table[key] = min(self.table[key], self.measure_layer(layer.probe, layer.shape, widths))
+            timed += len(again)
+            if not again:
+                break
+        if timed:
             self.table.save()
-        return len(missing)
+        return timed
+
+    def _points(self, pick: Callable) -> list[tuple[TracedLayer, tuple[int, ...], str]]:
+        """``(layer, widths, key)`` of the sweep points ``pick(layer, {widths: ms or None})`` names,
+        each key once."""
+        chosen, seen = [], set()
+        for layer in self.layers:
+            grid = layer.probe.grid(layer.shape)
+            points = {w: self.table.entries.get(layer.shape.key(w)) for w in grid}
+            for widths in pick(layer, points):
+                key = layer.shape.key(widths)
+                if key not in seen:
+                    seen.add(key)
+                    chosen.append((layer, widths, key))
+        return chosen
 
     def measure_layer(self, probe: LayerProbe, shape: LayerShape, widths: tuple[int, ...]) -> float:
-        """Median milliseconds of a fresh layer of ``shape`` at ``widths`` on the placement."""
+        """Milliseconds of a fresh layer of ``shape`` at ``widths`` on the placement: the fastest
+        of the timed runs (other work on the machine only adds time)."""
         layer, x = probe.build(shape, widths)
         unbatched = Placement(self.placement.device, self.placement.dtype, None, self.placement.channels_last)
         layer, x = unbatched.model(layer, copy_if_moved=False), unbatched.inputs(x)
-        return time_models([layer], x, self.warmup, self.repeat)[0].median
+        return time_models([layer], x, self.warmup, self.repeat)[0].min
 
     def measure_model(self, model: nn.Module | None = None, repeat: int | None = None) -> float:
-        """Median milliseconds of the whole forward of ``model`` (default: this one) on the placement."""
+        """Milliseconds of the whole forward of ``model`` (default: this one) on the placement: the
+        fastest run, as for the layers, so that the residual compares like with like."""
         placed = self.placement.model(model if model is not None else self.model)
         inputs = self.placement.inputs(self.example_inputs)
-        return time_models([placed], inputs, self.warmup, repeat or self.repeat, run_fn=self.run_fn)[0].median
+        return time_models([placed], inputs, self.warmup, repeat or self.repeat, run_fn=self.run_fn)[0].min
 
     def _out_width(self) -> float:
         return float(sum(layer.widths()[-1] * layer.calls for layer in self.layers))
@@ -181,6 +207,29 @@ def interpolate(points: dict[tuple[int, ...], float], query: tuple[int, ...]) ->
     outs = sorted({w[1] for w in points})
     column = [_linear(outs, [points[(i, o)] for o in outs], query[1]) for i in ins]
     return _linear(ins, column, query[0])
+
+
+def suspects(points: dict[tuple[int, ...], float | None], factor: float = 2.0) -> set[tuple[int, ...]]:
+    """The sweep points of one layer that disagree with the others: timed more than ``factor``
+    times what a narrower point predicts when scaled up by the work (a layer's cost grows at most
+    about in proportion to its work, the product of its widths, or the width of a depthwise
+    diagonal), or a narrower point timed more than ``factor`` times a wider one."""
+    timed = {w: ms for w, ms in points.items() if ms is not None}
+    diagonal = all(len(set(w)) == 1 for w in timed)  # a depthwise conv: in = out = groups
+
+    def work(widths: tuple[int, ...]) -> float:
+        return float(widths[0] if diagonal else math.prod(widths))
+
+    out = set()
+    for wide, slow in timed.items():
+        for narrow, fast in timed.items():
+            if narrow == wide or not all(a <= b for a, b in zip(narrow, wide)):
+                continue
+            if slow > factor * fast * work(wide) / max(work(narrow), 1.0):
+                out.add(wide)
+            if fast > factor * slow:
+                out.add(narrow)
+    return out
 
 
 def monotone(points: dict[tuple[int, ...], float]) -> dict[tuple[int, ...], float]:

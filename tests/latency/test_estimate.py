@@ -105,3 +105,51 @@ def test_noisy_sweeps_are_made_monotone():
     fixed = monotone(noisy)
     assert fixed == {(4, 4): 3.0, (4, 8): 3.0, (8, 4): 3.0, (8, 8): 5.0}
     assert interpolate(fixed, (6, 6)) <= interpolate(fixed, (8, 8))
+
+
+def test_a_stale_outlier_in_the_cache_is_timed_again(tmp_path):
+    """A full-width sweep point cached 80x too slow (timed while the machine was busy) made
+    MobileNetV2 look ten times faster once pruned: it is now timed again and replaced."""
+    import structprune
+
+    model, x = small_cnn(), torch.zeros(1, 3, 8, 8)
+    table = LatencyTable(tmp_path / "t.json")
+    clean = FakeLatencyModel(model, x, table=table, full_ms=1.0)
+    layer = clean.layers[2]  # the 1x1 conv 16 -> 32
+    full_key = layer.shape.key(layer.widths())
+    table[full_key] = 80 * table[full_key]
+    latency = FakeLatencyModel(model, x, table=table, full_ms=clean.full_ms)
+    assert table[full_key] == pytest.approx(fake_ms(layer.shape, layer.widths()))
+    def true_ms() -> float:
+        return sum(fake_ms(t.shape, t.widths()) for t in latency.layers)
+
+    before, true_before = latency.estimate(), true_ms()
+    structprune.prune_conv_out_channels(model[4], idxs=list(range(8)))
+    structprune.prune_linear_in_channels(model[8], idxs=list(range(8)))
+    true_ratio = true_before / true_ms()
+    assert before / latency.estimate() == pytest.approx(true_ratio, rel=0.1)
+
+
+def test_suspect_points_of_a_sweep():
+    from structprune.latency.estimate import suspects
+
+    grid = {(i, o): 1e-3 * i * o + 0.1 for i in (4, 8) for o in (4, 8)}
+    assert suspects(grid) == set()
+    assert suspects({**grid, (8, 8): 50.0}) == {(8, 8)}  # slower than its work allows
+    assert suspects({**grid, (4, 4): 5.0}) == {(4, 4)}  # a narrow point slower than wide ones
+    diagonal = {(4, 4): 0.4, (8, 8): 0.8, (16, 16): 40.0}  # depthwise: work is the width
+    assert suspects(diagonal) == {(16, 16)}
+
+
+def test_a_hiccup_while_sweeping_is_timed_again(tmp_path):
+    class Hiccup(FakeLatencyModel):
+        calls = 0
+
+        def measure_layer(self, probe, shape, widths):
+            Hiccup.calls += 1
+            return fake_ms(shape, widths) * (100 if Hiccup.calls == 3 else 1)
+
+    latency = Hiccup(small_cnn(), torch.zeros(1, 3, 8, 8), table=LatencyTable(tmp_path / "t.json"), full_ms=1.0)
+    for layer in latency.layers:
+        for widths in layer.probe.grid(layer.shape):
+            assert latency.table[layer.shape.key(widths)] == pytest.approx(fake_ms(layer.shape, widths))
