@@ -2,12 +2,15 @@
 
 The target search of :mod:`.target` runs unchanged on a different count: the estimate of a
 per-layer latency model (:class:`structprune.latency.estimate.LatencyModel`, timed on the given
-device, dtype and batch size, cached on disk).  After the last step the pruned model is timed
-against a copy of the unpruned one, in alternation; if the speed-up falls short of the asked one
-by more than ``tolerance`` (5%) and the whole spread of the timing lies below it, the
-estimate's goal is scaled by the shortfall (by at most a quarter) and the search goes on (at
-most ``_CORRECTIONS`` times).  A pruned model that measures slower than the original
-is reported with a warning.
+device, dtype and batch size, cached on disk).  Pruning cannot be undone, so with
+``verify_latency`` (default) the last step goes in stages: first 60% of the estimated saving
+asked for; then the model is timed against a copy of the unpruned one, in alternation, and the
+estimate's savings are scaled by the measured ones (:meth:`LatencyTargetSearch.calibrate`: the
+layers timed alone and the guessed residual are off by a factor that a timing of the model
+itself reveals); the search goes on to the calibrated goal, aimed 1.5% under the asked speed-up,
+and is timed again, while the measured speed-up is short by more than ``tolerance`` (5%), up to
+``_CHECKS`` timings.  A result that measures slower than the original, short of the target or
+more than 5% over it is reported with a warning.
 
 Options (keywords of :class:`structprune.pruner.BasePruner`)::
 
@@ -33,8 +36,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_CORRECTIONS = 2
-_MAX_CORRECTION = 0.75  # one correction lowers the estimate's goal by at most a quarter
+_PARTIAL = 0.6  # the first stage takes this share of the estimated saving asked for, then times the model
+_CHECKS = 4  # timings of the model against the original at most (the last one reports)
+_AIM = 0.985  # a corrected goal aims this much under the asked speed-up: pruning cannot be undone
+_MAX_SAVING = 0.98  # of the estimated latency, whatever the calibration says
+_SCALE_LIMITS = (0.2, 5.0)  # how far a measured check may scale the estimate's savings
 MEASURES = ("macs", "latency")
 
 
@@ -99,6 +105,8 @@ class LatencyTargetSearch(TargetSearch):
         super().__init__(pruner)
         self.metric = "latency"
         self.verification = None
+        self.scale_savings = 1.0  # measured / estimated saving of the last check (see calibrate)
+        self.asked_final = self.final
 
     def measure(self) -> float:
         """The latency model's estimate (ms) of the model as it stands."""
@@ -139,35 +147,57 @@ class LatencyTargetSearch(TargetSearch):
         return max(saved / removed, 1e-9)
 
     def _rounds(self, step: int) -> Iterator[Group]:
-        yield from super()._rounds(step)
-        if step == self.pruner.options.iterative_steps and self.original is not None:
-            yield from self._verified(step)
+        if step != self.pruner.options.iterative_steps or self.original is None:
+            yield from super()._rounds(step)
+            return
+        saving = 1.0 - self.final / self.base
+        if 1.0 - self.measure() / self.base < _PARTIAL * saving:
+            asked, self.final = self.final, self.base * (1.0 - _PARTIAL * saving)
+            yield from super()._rounds(step)  # part of the way, on the estimate alone
+            self.final = asked
+        yield from self._verified(step)
 
     def _verified(self, step: int) -> Iterator[Group]:
-        """Time the result; while short of the asked speed-up, lower the goal and search on."""
-        for attempt in range(_CORRECTIONS + 1):
+        """Time the model against the original; while clearly short of the asked speed-up, scale
+        the estimate's savings by the measured ones (:meth:`calibrate`) and search on."""
+        for check in range(_CHECKS):
             comparison = self._time()
             wanted = self._wanted(comparison.before.median)
-            realised = comparison.speedup.median
-            logger.info("measured %s (asked %.2fx)", comparison.summary(), wanted)
-            if not self._short(comparison.speedup, wanted) or attempt == _CORRECTIONS:
+            logger.info("measured %s (asked %.2fx, estimate %.2fx)", comparison.summary(), wanted,
+                        self.base / self.measure())
+            self.calibrate(comparison.speedup.median)
+            if not self._short(comparison.speedup, wanted) or check == _CHECKS - 1:
                 break
-            self.final = self.measure() * max(realised / wanted, _MAX_CORRECTION)
+            self.final = self.base * (1.0 - min(_MAX_SAVING, (1.0 - 1.0 / (wanted * _AIM)) / self.scale_savings))
             yield from super()._rounds(step)
         self.verification = comparison
         self._report_measured(comparison, wanted)
 
+    def calibrate(self, measured_speedup: float) -> None:
+        """Set :attr:`scale_savings`, the measured fraction of the original latency saved over the
+        estimated one (the estimate's layers are timed alone and its residual is a guess: this
+        corrects both, from a timing of the model itself)."""
+        estimated = 1.0 - self.measure() / self.base
+        measured = 1.0 - 1.0 / measured_speedup
+        if estimated > 0.01 and measured > 0:
+            self.scale_savings = min(_SCALE_LIMITS[1], max(_SCALE_LIMITS[0], measured / estimated))
+
+    def predicted_speedup(self) -> float:
+        """The speed-up the calibrated estimate predicts for the model as it stands."""
+        saving = min(_MAX_SAVING, (1.0 - self.measure() / self.base) * self.scale_savings)
+        return 1.0 / (1.0 - saving)
+
     def _short(self, speedup, wanted: float) -> bool:
-        """Whether the measured speed-up is clearly short of ``wanted``: its median by more than the
-        tolerance and its whole spread below ``wanted`` (noise alone never prunes further)."""
+        """Whether the measured speed-up's median is short of ``wanted`` by more than the tolerance
+        (and the search may prune further)."""
         lower = wanted * (1 - self.latency_options.tolerance)
-        return speedup.median < lower and speedup.high < wanted and self.ratio < self.pruner.options.max_pruning_ratio
+        return speedup.median < lower and self.ratio < self.pruner.options.max_pruning_ratio
 
     def _wanted(self, before_ms: float) -> float:
         opts = self.latency_options
         if opts.target_latency is not None:
             return before_ms / opts.target_latency
-        return float(self.pruner.options.speedup) if self.pruner.options.speedup else self.base / self.final
+        return float(self.pruner.options.speedup) if self.pruner.options.speedup else self.base / self.asked_final
 
     def _time(self):
         from structprune.latency.timing import compare_latency
@@ -185,6 +215,10 @@ class LatencyTargetSearch(TargetSearch):
         elif speedup.median < wanted * (1 - self.latency_options.tolerance):
             logger.warning("asked for %.2fx on %s, measured %s: max_pruning_ratio, ignored layers or the "
                            "rest of the forward limit what pruning can save", wanted,
+                           self.latency_options.device, comparison.summary())
+        elif speedup.median > wanted * (1 + self.latency_options.tolerance):
+            logger.warning("asked for %.2fx on %s, measured %s: more than asked (the machine's load may "
+                           "have changed between the timings, or the steps of the widths are coarse)", wanted,
                            self.latency_options.device, comparison.summary())
 
     @staticmethod
