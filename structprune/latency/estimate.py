@@ -9,8 +9,10 @@ others (:func:`suspects`: slower than a narrower point scaled by its work, or cl
 a wider one), say one timed while the machine was busy, is timed again, cached or not: one such
 point at the full width once made a MobileNetV2 look ten times faster pruned than it was.  The estimate of the model as it
 stands is the sum of its layers' interpolated timings plus a residual: the full forward timed
-once minus the sum of its layers, scaled by how much of the layers' output width is left (norms,
-activations and additions shrink with the channels they carry).
+once minus the sum of its layers, scaled by how much of the layers' output is left (norms,
+activations and additions shrink with the channels they carry; each layer's output width counts
+times its elements per channel, so a wide layer at 5x5 pixels weighs less than a narrow one at
+80x80, as its activations do).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class TracedLayer:
     probe: LayerProbe
     shape: LayerShape
     calls: int = 1
+    per_channel: float = 1.0  # output elements per output channel (batch x pixels or tokens)
 
     def widths(self) -> tuple[int, ...]:
         return self.probe.widths(self.module)
@@ -163,7 +166,9 @@ class LatencyModel:
         return time_models([placed], inputs, self.warmup, repeat or self.repeat, run_fn=self.run_fn)[0].min
 
     def _out_width(self) -> float:
-        return float(sum(layer.widths()[-1] * layer.calls for layer in self.layers))
+        """The layers' output elements (each output width times the elements per channel): the
+        norms, activations and additions of the residual work on these."""
+        return float(sum(layer.widths()[-1] * layer.per_channel * layer.calls for layer in self.layers))
 
     def _traced_inputs(self) -> Any:
         tensors = list(self.model.parameters())
@@ -186,7 +191,14 @@ def trace_layers(model: nn.Module, inputs: Any, run_fn: RunFn | None = None) -> 
         if shape is not None:
             layers[id(module)] = TracedLayer(names.get(id(module), ""), module, probe, shape)
 
-    handles = [m.register_forward_pre_hook(hook) for m in model.modules() if probe_for(m) is not None]
+    def after(module: nn.Module, args: tuple, output: Any) -> None:
+        out = output[0] if isinstance(output, (tuple, list)) and output else output
+        if id(module) in layers and isinstance(out, torch.Tensor) and out.ndim > 0 and layers[id(module)].calls == 1:
+            channels = out.shape[1] if out.ndim == 4 else out.shape[-1]
+            layers[id(module)].per_channel = out.numel() / max(1, channels)
+
+    probed = [m for m in model.modules() if probe_for(m) is not None]
+    handles = [m.register_forward_pre_hook(hook) for m in probed] + [m.register_forward_hook(after) for m in probed]
     try:
         with torch.inference_mode():
             _runner(model, inputs, run_fn)()

@@ -3,7 +3,7 @@
 The target search of :mod:`.target` runs unchanged on a different count: the estimate of a
 per-layer latency model (:class:`structprune.latency.estimate.LatencyModel`, timed on the given
 device, dtype and batch size, cached on disk).  Pruning cannot be undone, so with
-``verify_latency`` (default) the last step goes in stages: first 60% of the estimated saving
+``verify_latency`` (default) the last step goes in stages: first half of the estimated saving
 asked for; then the model is timed against a copy of the unpruned one, in alternation, and the
 estimate's savings are scaled by the measured ones (:meth:`LatencyTargetSearch.calibrate`: the
 layers timed alone and the guessed residual are off by a factor that a timing of the model
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_PARTIAL = 0.6  # the first stage takes this share of the estimated saving asked for, then times the model
+_PARTIAL = 0.5  # the first stage takes this share of the estimated saving asked for, then times the model
 _CHECKS = 4  # timings of the model against the original at most (the last one reports)
 _AIM = 0.985  # a corrected goal aims this much under the asked speed-up: pruning cannot be undone
 _MAX_SAVING = 0.98  # of the estimated latency, whatever the calibration says

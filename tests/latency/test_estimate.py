@@ -153,3 +153,26 @@ def test_a_hiccup_while_sweeping_is_timed_again(tmp_path):
     for layer in latency.layers:
         for widths in layer.probe.grid(layer.shape):
             assert latency.table[layer.shape.key(widths)] == pytest.approx(fake_ms(layer.shape, widths))
+
+
+def test_the_residual_shrinks_with_the_activations_it_carries(tmp_path):
+    """Norms and activations cost per element: halving a layer at 16x16 takes more of the residual
+    than halving one at 4x4 (the old share counted channels alone, so mobilenet_v2's savings were
+    underestimated by half)."""
+    import structprune
+
+    def model():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(4),
+                             nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.Flatten(),
+                             nn.Linear(256, 10))
+
+    residual = {}
+    for where in (0, 4):
+        net, x = model(), torch.zeros(1, 3, 16, 16)
+        latency = FakeLatencyModel(net, x, table=LatencyTable(tmp_path / "t.json"), full_ms=10.0)
+        assert [layer.per_channel for layer in latency.layers] == [256, 16, 1]
+        structprune.prune_conv_out_channels(net[where], idxs=list(range(8)))
+        structprune.prune_batchnorm_out_channels(net[where + 1], idxs=list(range(8)))
+        residual[where] = latency.estimate() - latency.layers_ms()
+    assert residual[0] < residual[4]
