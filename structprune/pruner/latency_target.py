@@ -40,7 +40,11 @@ _PARTIAL = 0.5  # the first stage takes this share of the estimated saving asked
 _CHECKS = 4  # timings of the model against the original at most (the last one reports)
 _AIM = 0.985  # a corrected goal aims this much under the asked speed-up: pruning cannot be undone
 _MAX_SAVING = 0.98  # of the estimated latency, whatever the calibration says
-_SCALE_LIMITS = (0.2, 5.0)  # how far a measured check may scale the estimate's savings
+_SCALE_LIMITS = (0.5, 2.0)  # how far the measured checks may scale the estimate's savings
+_REACH = 1.0  # one stage adds at most this times the measured shortfall to the estimated saving
+_STEADY = 1.2  # a timing whose per-round speed-ups spread wider than this ratio is taken again
+_AGREE = (0.6, 1.7)  # measured / estimated saving outside this is taken again (once per _RETIMES)
+_RETIMES = 2
 MEASURES = ("macs", "latency")
 
 
@@ -105,7 +109,8 @@ class LatencyTargetSearch(TargetSearch):
         super().__init__(pruner)
         self.metric = "latency"
         self.verification = None
-        self.scale_savings = 1.0  # measured / estimated saving of the last check (see calibrate)
+        self.scale_savings = 1.0  # measured / estimated saving of the checks (see calibrate)
+        self._checks: list[tuple[float, float]] = []
         self.asked_final = self.final
 
     def measure(self) -> float:
@@ -161,26 +166,58 @@ class LatencyTargetSearch(TargetSearch):
         """Time the model against the original; while clearly short of the asked speed-up, scale
         the estimate's savings by the measured ones (:meth:`calibrate`) and search on."""
         for check in range(_CHECKS):
-            comparison = self._time()
+            comparison = self._steady_time()
             wanted = self._wanted(comparison.before.median)
             logger.info("measured %s (asked %.2fx, estimate %.2fx)", comparison.summary(), wanted,
                         self.base / self.measure())
             self.calibrate(comparison.speedup.median)
             if not self._short(comparison.speedup, wanted) or check == _CHECKS - 1:
                 break
-            self.final = self.base * (1.0 - min(_MAX_SAVING, (1.0 - 1.0 / (wanted * _AIM)) / self.scale_savings))
+            self.final = self.base * (1.0 - self._next_saving(1.0 - 1.0 / (wanted * _AIM)))
             yield from super()._rounds(step)
         self.verification = comparison
         self._report_measured(comparison, wanted)
 
+    def _next_saving(self, wanted_saving: float) -> float:
+        """The estimated saving to search to next: the calibrated one, but one stage adds at most
+        ``_REACH`` times the measured shortfall to the estimate (where the estimate promises more
+        than the device gives, it takes several stages: a timing spoilt by other work on the machine
+        must not send the search far past the goal, and pruning cannot be undone)."""
+        current = 1.0 - self.measure() / self.base
+        measured = self._checks[-1][1] if self._checks else current
+        calibrated = wanted_saving / self.scale_savings
+        ceiling = current + _REACH * max(0.0, wanted_saving - measured)
+        return min(_MAX_SAVING, calibrated, ceiling)
+
+    def _steady_time(self):
+        """Time the model against the original; while the spread of the per-round speed-ups is wide
+        or the speed-up disagrees with the estimate by far (signs of other work on the machine),
+        time again and pool the runs (up to ``_RETIMES`` more timings)."""
+        from structprune.latency.timing import LatencyComparison, LatencyStats
+
+        comparison = self._time()
+        for _ in range(_RETIMES):
+            speedup, estimated = comparison.speedup, 1.0 - self.measure() / self.base
+            measured = 1.0 - 1.0 / speedup.median
+            agrees = estimated < 0.05 or _AGREE[0] <= measured / estimated <= _AGREE[1]
+            if speedup.high / max(speedup.low, 1e-9) <= _STEADY and agrees:
+                break
+            again = self._time()
+            comparison = LatencyComparison(LatencyStats(comparison.before.times + again.before.times),
+                                           LatencyStats(comparison.after.times + again.after.times))
+        return comparison
+
     def calibrate(self, measured_speedup: float) -> None:
         """Set :attr:`scale_savings`, the measured fraction of the original latency saved over the
         estimated one (the estimate's layers are timed alone and its residual is a guess: this
-        corrects both, from a timing of the model itself)."""
+        corrects both, from a timing of the model itself).  The checks so far are pooled, weighted
+        by how much they saved (a small saving says little about the ratio)."""
         estimated = 1.0 - self.measure() / self.base
         measured = 1.0 - 1.0 / measured_speedup
-        if estimated > 0.01 and measured > 0:
-            self.scale_savings = min(_SCALE_LIMITS[1], max(_SCALE_LIMITS[0], measured / estimated))
+        if estimated > 0.01:
+            self._checks.append((estimated, max(measured, 0.0)))
+            ratio = sum(m for _, m in self._checks) / sum(e for e, _ in self._checks)
+            self.scale_savings = min(_SCALE_LIMITS[1], max(_SCALE_LIMITS[0], ratio))
 
     def predicted_speedup(self) -> float:
         """The speed-up the calibrated estimate predicts for the model as it stands."""
