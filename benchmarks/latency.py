@@ -161,7 +161,9 @@ def line(r: dict[str, Any]) -> str:
         return f"{head} fails ({r['error']}) | | | | |"
     before, after = r["before"], r["after"]
     verdict = "" if r["verdict"] == "faster" else f", **{r['verdict']}**"
-    estimate = f" (est. {r['estimated_speedup']:.2f}x)" if "estimated_speedup" in r else ""
+    estimate = f" (est. {r['estimated_speedup']:.2f}x" if "estimated_speedup" in r else ""
+    if estimate:
+        estimate += f", table alone {r['raw_estimate']:.2f}x)" if "raw_estimate" in r else ")"
     latency = (f"{before['median_ms']:.2f} -> {after['median_ms']:.2f} ms ({r['speedup']:.2f}x, "
                f"{r['speedup_low']:.2f}-{r['speedup_high']:.2f}{verdict}){estimate}")
     throughput = f"{r['throughput_before']:.1f} -> {r['throughput_after']:.1f}/s"
