@@ -176,3 +176,36 @@ def test_the_residual_shrinks_with_the_activations_it_carries(tmp_path):
         structprune.prune_batchnorm_out_channels(net[where + 1], idxs=list(range(8)))
         residual[where] = latency.estimate() - latency.layers_ms()
     assert residual[0] < residual[4]
+
+
+class _TimmStyleAttention(nn.Module):
+    """Like timm's ``Attention``: one qkv ``Linear``, the fused attention as a function (no probe:
+    it lands in the residual), an output projection."""
+
+    def __init__(self, width: int = 32, heads: int = 4):
+        super().__init__()
+        self.heads, self.qkv, self.proj = heads, nn.Linear(width, 3 * width), nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, tokens, _ = x.shape
+        q, k, v = self.qkv(x).reshape(batch, tokens, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        out = nn.functional.scaled_dot_product_attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(batch, tokens, -1))
+
+
+def test_the_residual_of_function_attention_shrinks_with_the_heads(tmp_path):
+    """timm's and Hugging Face's attention cores are functions, left to the residual: removing half
+    the heads (half of qkv's outputs and proj's inputs) takes a share of the residual away."""
+    import structprune
+
+    model, x = _TimmStyleAttention(), torch.zeros(2, 10, 32)
+    latency = FakeLatencyModel(model, x, table=LatencyTable(tmp_path / "t.json"), full_ms=1.0)
+    assert latency.residual_ms > 0
+    before = latency.residual_ms
+    kept_per_head = [i for i in range(96) if (i % 32) // 8 >= 2]  # heads 2 and 3 of q, k and v
+    structprune.prune_linear_out_channels(model.qkv, idxs=[i for i in range(96) if i not in kept_per_head])
+    structprune.prune_linear_in_channels(model.proj, idxs=list(range(16)))
+    model.heads = 2
+    assert model(x).shape == (2, 10, 32)
+    residual = latency.estimate() - latency.layers_ms()
+    assert 0.4 * before < residual < 0.8 * before  # qkv's 96 of 128 output elements per token went to 48
