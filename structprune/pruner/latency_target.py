@@ -281,4 +281,4 @@ def _tqdm(desc: str) -> Callable | None:
         from tqdm.auto import tqdm
     except ImportError:
         return None
-    return lambda items: tqdm(items, desc=desc, leave=False)
+    return lambda items: tqdm(items, desc=desc, leave=False, disable=None)  # None: shown on a terminal only

@@ -96,6 +96,25 @@ def test_the_measured_speedup_lands_within_tolerance(tmp_path, monkeypatch, spee
     assert model(x).shape == (1, 10)
 
 
+def test_iterative_steps_calibrate_on_the_last_step(tmp_path, monkeypatch):
+    """With two steps the first prunes half way on the estimate; the last is timed and calibrated."""
+    model, x = cnn(), torch.randn(1, 3, 16, 16)
+    latency = fake_latency(model, x, tmp_path)
+    base = latency.estimate()
+
+    def timed(self):
+        after = base * (1 - 1.3 * (1 - latency.estimate() / base))
+        return LatencyComparison(LatencyStats((base,) * 5), LatencyStats((after,) * 5))
+
+    monkeypatch.setattr(LatencyTargetSearch, "_time", timed)
+    pruner = MagnitudePruner(model, x, speedup=2.0, measure="latency", latency_model=latency, iterative_steps=2,
+                             ignored_layers=[model[9]], round_to=1)
+    pruner.step()
+    assert pruner._target.verification is None  # nothing timed before the last step
+    pruner.step()
+    assert 2.0 * 0.95 <= pruner._target.verification.speedup.median <= 2.0 * 1.05
+
+
 def test_a_spoilt_timing_is_taken_again(tmp_path, monkeypatch):
     """The first timing is spoilt by other work on the machine (speed-ups all over the place, far
     below what the estimate says): it is taken again and pooled, so the search does not conclude
