@@ -9,8 +9,9 @@ estimate's savings are scaled by the measured ones (:meth:`LatencyTargetSearch.c
 layers timed alone and the guessed residual are off by a factor that a timing of the model
 itself reveals); the search goes on to the calibrated goal, aimed 1.5% under the asked speed-up,
 and is timed again, while the measured speed-up is short by more than ``tolerance`` (5%), up to
-``_CHECKS`` timings.  The search's decisions take the speed-up of the fastest runs of each side
-(other work on the machine only adds time; on a quiet machine it is the ratio of medians).  A result that measures slower than the original, short of the target or
+``_CHECKS`` timings.  The search's decisions take the median of the per-round speed-ups (each
+round times both models back to back, so a change of load hits both; on a quiet machine it is the
+ratio of medians).  A result that measures slower than the original, short of the target or
 more than 5% over it is reported with a warning.
 
 Options (keywords of :class:`structprune.pruner.BasePruner`)::
@@ -169,11 +170,11 @@ class LatencyTargetSearch(TargetSearch):
         for check in range(_CHECKS):
             comparison = self._steady_time()
             wanted = self._wanted(comparison.before.median)
-            fastest = comparison.before.min / comparison.after.min  # other work on the machine only adds time
-            logger.info("measured %s, fastest runs %.2fx (asked %.2fx, estimate %.2fx)", comparison.summary(),
-                        fastest, wanted, self.base / self.measure())
-            self.calibrate(fastest)
-            if not self._short(fastest, wanted) or check == _CHECKS - 1:
+            paired = _paired(comparison)
+            logger.info("measured %s, per-round median %.2fx (asked %.2fx, estimate %.2fx)", comparison.summary(),
+                        paired, wanted, self.base / self.measure())
+            self.calibrate(paired)
+            if not self._short(paired, wanted) or check == _CHECKS - 1:
                 break
             self.final = self.base * (1.0 - self._next_saving(1.0 - 1.0 / (wanted * _AIM)))
             yield from super()._rounds(step)
@@ -200,7 +201,7 @@ class LatencyTargetSearch(TargetSearch):
         comparison = self._time()
         for _ in range(_RETIMES):
             speedup, estimated = comparison.speedup, 1.0 - self.measure() / self.base
-            measured = 1.0 - comparison.after.min / comparison.before.min
+            measured = 1.0 - 1.0 / _paired(comparison)
             agrees = estimated < 0.05 or _AGREE[0] <= measured / estimated <= _AGREE[1]
             if speedup.high / max(speedup.low, 1e-9) <= _STEADY and agrees:
                 break
@@ -274,6 +275,14 @@ class LatencyTargetSearch(TargetSearch):
         progress = opts.latency_progress or _tqdm("latency table")
         return LatencyModel(pruner.model, pruner.example_inputs, opts.placement(), run_fn=pruner.forward_fn,
                             progress=progress)
+
+
+def _paired(comparison) -> float:
+    """The median of the per-round speed-ups of ``comparison`` (before / after, round by round)."""
+    import statistics
+
+    ratios = [b / a for b, a in zip(comparison.before.times, comparison.after.times) if a > 0]
+    return statistics.median(ratios) if ratios else comparison.speedup.median
 
 
 def _tqdm(desc: str) -> Callable | None:
