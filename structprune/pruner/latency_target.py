@@ -7,8 +7,8 @@ device, dtype and batch size, cached on disk).  Pruning cannot be undone, so wit
 asked for; then the model is timed against a copy of the unpruned one, in alternation, and the
 estimate's savings are scaled by the measured ones (:meth:`LatencyTargetSearch.calibrate`: the
 layers timed alone and the guessed residual are off by a factor that a timing of the model
-itself reveals); the search goes on to the calibrated goal, aimed 1.5% under the asked speed-up,
-and is timed again, while the measured speed-up is short by more than ``tolerance`` (5%), up to
+itself reveals); the search goes on by the measured shortfall (to a speed-up 1.5% under the asked
+one) over that scale, and is timed again, while the measured speed-up is short by more than ``tolerance`` (5%), up to
 ``_CHECKS`` timings.  The search's decisions take the median of the per-round speed-ups (each
 round times both models back to back, so a change of load hits both; on a quiet machine it is the
 ratio of medians).  A result that measures slower than the original, short of the target or
@@ -182,15 +182,15 @@ class LatencyTargetSearch(TargetSearch):
         self._report_measured(comparison, wanted)
 
     def _next_saving(self, wanted_saving: float) -> float:
-        """The estimated saving to search to next: the calibrated one, but one stage adds at most
-        ``_REACH`` times the measured shortfall to the estimate (where the estimate promises more
-        than the device gives, it takes several stages: a timing spoilt by other work on the machine
-        must not send the search far past the goal, and pruning cannot be undone)."""
+        """The estimated saving to search to next: from the last check, the measured shortfall
+        divided by :attr:`scale_savings` (measured per estimated saving), but at most ``_REACH``
+        times the shortfall (where the estimate promises more than the device gives it takes
+        several stages: a timing spoilt by other work on the machine must not send the search far
+        past the goal, and pruning cannot be undone)."""
         current = 1.0 - self.measure() / self.base
         measured = self._checks[-1][1] if self._checks else current
-        calibrated = wanted_saving / self.scale_savings
-        ceiling = current + _REACH * max(0.0, wanted_saving - measured)
-        return min(_MAX_SAVING, calibrated, ceiling)
+        shortfall = max(0.0, wanted_saving - measured)
+        return min(_MAX_SAVING, current + shortfall * min(1.0 / self.scale_savings, _REACH))
 
     def _steady_time(self):
         """Time the model against the original; while the spread of the per-round speed-ups is wide
