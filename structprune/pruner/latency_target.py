@@ -45,7 +45,8 @@ _MAX_SAVING = 0.98  # of the estimated latency, whatever the calibration says
 _SCALE_LIMITS = (0.5, 2.0)  # how far the measured checks may scale the estimate's savings
 _REACH = 1.0  # one stage adds at most this times the measured shortfall to the estimated saving
 _STEADY = 1.2  # a timing whose per-round speed-ups spread wider than this ratio is taken again
-_AGREE = (0.6, 1.7)  # measured / estimated saving outside this is taken again (once per _RETIMES)
+_AGREE = (0.6, 1.7)  # a first timing whose measured / estimated saving is outside this is taken again
+_NEAR = 0.03  # a later timing within this (share of the latency) of the predicted saving is sound
 _RETIMES = 2
 MEASURES = ("macs", "latency")
 
@@ -182,33 +183,48 @@ class LatencyTargetSearch(TargetSearch):
         self._report_measured(comparison, wanted)
 
     def _next_saving(self, wanted_saving: float) -> float:
-        """The estimated saving to search to next: from the last check, the measured shortfall
-        divided by :attr:`scale_savings` (measured per estimated saving), but at most ``_REACH``
+        """The estimated saving to search to next: from the checks, the measured shortfall (of the
+        best saving measured so far) divided by :attr:`scale_savings` (measured per estimated
+        saving), but at most ``_REACH``
         times the shortfall (where the estimate promises more than the device gives it takes
         several stages: a timing spoilt by other work on the machine must not send the search far
         past the goal, and pruning cannot be undone)."""
         current = 1.0 - self.measure() / self.base
-        measured = self._checks[-1][1] if self._checks else current
+        # the model only loses channels between checks, so it saves at least what any check measured
+        measured = max((m for _, m in self._checks), default=current)
         shortfall = max(0.0, wanted_saving - measured)
         return min(_MAX_SAVING, current + shortfall * min(1.0 / self.scale_savings, _REACH))
 
     def _steady_time(self):
-        """Time the model against the original; while the spread of the per-round speed-ups is wide
-        or the speed-up disagrees with the estimate by far (signs of other work on the machine),
-        time again and pool the runs (up to ``_RETIMES`` more timings)."""
+        """Time the model against the original.  A timing that looks spoilt by other work on the
+        machine (:meth:`_plausible`) is taken again: the new one is used if it looks right, else
+        the runs of both are pooled (up to ``_RETIMES`` more timings)."""
         from structprune.latency.timing import LatencyComparison, LatencyStats
 
         comparison = self._time()
         for _ in range(_RETIMES):
-            speedup, estimated = comparison.speedup, 1.0 - self.measure() / self.base
-            measured = 1.0 - 1.0 / _paired(comparison)
-            agrees = estimated < 0.05 or _AGREE[0] <= measured / estimated <= _AGREE[1]
-            if speedup.high / max(speedup.low, 1e-9) <= _STEADY and agrees:
+            if self._plausible(comparison):
                 break
             again = self._time()
+            if self._plausible(again):
+                return again
             comparison = LatencyComparison(LatencyStats(comparison.before.times + again.before.times),
                                            LatencyStats(comparison.after.times + again.after.times))
         return comparison
+
+    def _plausible(self, comparison) -> bool:
+        """Whether a timing looks sound: its per-round speed-ups spread by at most ``_STEADY``, and
+        its saving is near what the last check and the scale so far predict for the channels removed
+        since (before the first check: within ``_AGREE`` of the estimate's saving)."""
+        speedup, estimated = comparison.speedup, 1.0 - self.measure() / self.base
+        measured = 1.0 - 1.0 / _paired(comparison)
+        if speedup.high / max(speedup.low, 1e-9) > _STEADY:
+            return False
+        if self._checks:
+            last_estimated, last_measured = self._checks[-1]
+            expected = last_measured + self.scale_savings * (estimated - last_estimated)
+            return abs(measured - expected) <= max(_NEAR, 0.5 * abs(expected - last_measured))
+        return estimated < 0.05 or _AGREE[0] <= measured / estimated <= _AGREE[1]
 
     def calibrate(self, measured_speedup: float) -> None:
         """Set :attr:`scale_savings`, the measured fraction of the original latency saved over the

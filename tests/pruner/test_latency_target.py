@@ -140,6 +140,30 @@ def test_a_spoilt_timing_is_taken_again(tmp_path, monkeypatch):
     assert base / (base * (1 - 1.2 * (1 - latency.estimate() / base))) <= 2.0 * 1.05
 
 
+def test_a_check_slower_than_the_one_before_does_not_push_the_search_on(tmp_path, monkeypatch):
+    """The second timing is steady but 25% slow (other work on the machine): it disagrees with what
+    the first check predicts for the channels removed since, so it is taken again, and the search
+    does not prune far past the goal on it."""
+    model, x = cnn(), torch.randn(1, 3, 16, 16)
+    latency = fake_latency(model, x, tmp_path)
+    base = latency.estimate()
+    calls = []
+
+    def timed(self):
+        calls.append(1)
+        after = base * (1 - 1.2 * (1 - latency.estimate() / base))
+        if len(calls) == 2:  # steady but wrong: 25% slower than the truth
+            after = min(base * 0.999, after * 1.25)
+        return LatencyComparison(LatencyStats((base,) * 5), LatencyStats((after,) * 5))
+
+    monkeypatch.setattr(LatencyTargetSearch, "_time", timed)
+    pruner = MagnitudePruner(model, x, speedup=2.0, measure="latency", latency_model=latency,
+                             ignored_layers=[model[9]], round_to=1)
+    pruner.step()
+    true = base / (base * (1 - 1.2 * (1 - latency.estimate() / base)))
+    assert true <= 2.0 * 1.05
+
+
 def test_slower_result_is_warned(tmp_path, monkeypatch, caplog):
     model, x = cnn(), torch.randn(1, 3, 16, 16)
     latency = fake_latency(model, x, tmp_path)
