@@ -1,6 +1,6 @@
 """``structprune bench MODEL [PRUNED]``: params, MACs and latency side by side.
 
-Latency is timed with the models taking turns (see :mod:`structprune.latency.timing`) on
+Latency is timed once, with the models taking turns (see :mod:`structprune.latency.timing`) on
 ``--device`` in ``--dtype`` at ``--batch-size``: min / median / max, throughput, peak memory and
 the speed-up with its spread ("no speed-up" when the spread holds 1.0x).
 
@@ -45,7 +45,11 @@ def run_bench(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     shape = choose_shape(args.input_shape, *models)
     profiles = [measure(loaded, shape, args, console) for loaded in models]
     names = [loaded.label for loaded in models]
-    metric_table(console, "benchmark", names, profiles)
+    timing = timing_report(console, names, [loaded.model for loaded in models],
+                           example_inputs(models[0], shape, args.seed)[0], args)
+    for profile_, row in zip(profiles, timing["models"]):  # each model timed once: in the alternating run
+        profile_["latency_ms"] = round(row["median_ms"], 4)
+    metric_table(console, "benchmark", names, profiles, latency_label=f"latency ({timing['device']}, median)")
     result: dict[str, Any] = {"input_shape": profiles[0]["input_shape"],
                               "models": [{"name": n, **strip_widths(p)} for n, p in zip(names, profiles)]}
     if len(profiles) == 2:
@@ -53,8 +57,7 @@ def run_bench(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         width_table(console, result["layers"])
         if args.plot:
             plot_widths(result["layers"], args.plot, f"{names[0]} vs {names[1]}: output channels per layer")
-    result["timing"] = timing_report(console, names, [loaded.model for loaded in models],
-                                     example_inputs(models[0], shape, args.seed)[0], args)
+    result["timing"] = timing
     result["plot"] = args.plot
     return result
 
@@ -63,4 +66,4 @@ def measure(loaded: LoadedModel, shape: tuple[int, ...] | None, args: argparse.N
             console: Console) -> dict[str, Any]:
     inputs, used = example_inputs(loaded, shape, args.seed)
     check_forward(loaded, inputs, used)
-    return {**profile(loaded, inputs, args, console), "input_shape": list(used)}
+    return {**profile(loaded, inputs, args, console, timed=False), "input_shape": list(used)}

@@ -12,6 +12,7 @@ from structprune.cli.models import LoadedModel
 
 METRICS = (("params", "params", ""), ("macs", "MACs", ""), ("latency_ms", "CPU latency", "ms"),
            ("file_bytes", "file size", "B"))
+LATENCY_LABEL = "CPU latency"
 
 
 def add_timing_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,28 +23,33 @@ def add_timing_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", metavar="FILE.png", help="bar chart of per-layer widths before and after")
 
 
-def profile(loaded: LoadedModel, inputs: Any, args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    """Params, MACs, median CPU latency, saved size and layer widths of ``loaded.model``."""
+def profile(loaded: LoadedModel, inputs: Any, args: argparse.Namespace, console: Console,
+            timed: bool = True) -> dict[str, Any]:
+    """Params, MACs, median CPU latency, saved size and layer widths of ``loaded.model``
+    (``timed=False``: no timing, ``latency_ms`` left at ``None`` for the caller to fill in)."""
     model = loaded.model
     counts = count(model, inputs)
 
     def bar(runs):
         return console.progress(runs, desc=f"timing {_short(loaded.label)}")
 
-    latency = latency_ms(model, inputs, warmup=args.warmup, runs=args.runs, progress=bar)
+    latency = latency_ms(model, inputs, warmup=args.warmup, runs=args.runs, progress=bar) if timed else None
     size = os.path.getsize(loaded.path) if loaded.path else saved_size(model)
-    return {**counts, "latency_ms": round(latency, 4), "file_bytes": size, "widths": layer_widths(model)}
+    return {**counts, "latency_ms": None if latency is None else round(latency, 4), "file_bytes": size,
+            "widths": layer_widths(model)}
 
 
 def _short(label: str, limit: int = 30) -> str:
     return label if len(label) <= limit else "..." + label[-limit + 3:]
 
 
-def metric_table(console: Console, title: str, names: Sequence[str], profiles: Sequence[dict]) -> None:
+def metric_table(console: Console, title: str, names: Sequence[str], profiles: Sequence[dict],
+                 latency_label: str = LATENCY_LABEL) -> None:
     """Rows params / MACs / latency / file size, one column per model, plus the change."""
     headers = ["", *names] + (["change"] if len(profiles) == 2 else [])
     rows = []
     for key, label, unit in METRICS:
+        label = latency_label if key == "latency_ms" else label
         values = [p[key] for p in profiles]
         cells = [f"{v:.2f} ms" if key == "latency_ms" else human(v, unit) for v in values]
         if len(values) == 2:

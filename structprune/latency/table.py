@@ -1,10 +1,12 @@
 """Measured layer latencies, cached on disk per device and dtype.
 
 The cache is one JSON file per placement, ``<dir>/<device>-<dtype>.json`` (e.g.
-``cpu-float32.json``, ``cuda-NVIDIA_H100_80GB_HBM3-bfloat16.json``), mapping a layer key
+``cpu-float32-t2-v2.json``, ``cuda-NVIDIA_H100_80GB_HBM3-bfloat16-v2.json``), mapping a layer key
 (:meth:`structprune.latency.probes.LayerShape.key`) to milliseconds.  ``<dir>`` is
 ``$STRUCTPRUNE_LATENCY_CACHE`` when set, else ``~/.cache/structprune/latency``.  CPU timings
-depend on the thread count, so CPU files are named with it (``cpu-float32-t2.json``).
+depend on the thread count, so CPU files are named with it (``cpu-float32-t2.json``).  Files
+carry the format's version (``-v2``: fastest of the runs, where v1 kept medians) so that
+timings of another kind are never mixed in.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 logger = logging.getLogger(__name__)
 
 CACHE_ENV = "STRUCTPRUNE_LATENCY_CACHE"
+VERSION = 2  # of what an entry means (2: the fastest of the timed runs)
 
 
 def cache_dir() -> Path:
@@ -46,6 +49,7 @@ class LatencyTable:
         name = placement.name
         if torch.device(placement.device).type == "cpu":
             name += f"-t{torch.get_num_threads()}"
+        name += f"-v{VERSION}"
         return cls.load((directory or cache_dir()) / f"{name}.json")
 
     @classmethod

@@ -70,3 +70,17 @@ def test_cuda_without_a_gpu_is_a_clear_error(cli, tiny_spec):
         pytest.skip("a GPU is present")
     run = cli("bench", tiny_spec, "--input-shape", "1,3,8,8", "--device", "cuda", *FAST)
     assert run.code != 0 and "no CUDA device" in run.stderr
+
+
+def test_each_model_is_timed_once(cli, tiny_spec, pruned_file, monkeypatch):
+    """The metric table's latency is the alternating run's median, not a second timing."""
+    import structprune.cli.report as report
+
+    def second_timing(*args, **kwargs):
+        raise AssertionError("bench timed a model outside the alternating run")
+
+    monkeypatch.setattr(report, "latency_ms", second_timing)
+    run = cli("bench", tiny_spec, pruned_file, "--json", *FAST)
+    assert run.code == 0, run.stderr
+    for model, timed in zip(run.json["models"], run.json["timing"]["models"]):
+        assert model["latency_ms"] == round(timed["median_ms"], 4)

@@ -107,6 +107,110 @@ def test_noisy_sweeps_are_made_monotone():
     assert interpolate(fixed, (6, 6)) <= interpolate(fixed, (8, 8))
 
 
+def test_a_stale_outlier_in_the_cache_is_timed_again(tmp_path):
+    """A full-width sweep point cached 80x too slow (timed while the machine was busy) made
+    MobileNetV2 look ten times faster once pruned: it is now timed again and replaced."""
+    import structprune
+
+    model, x = small_cnn(), torch.zeros(1, 3, 8, 8)
+    table = LatencyTable(tmp_path / "t.json")
+    clean = FakeLatencyModel(model, x, table=table, full_ms=1.0)
+    layer = clean.layers[2]  # the 1x1 conv 16 -> 32
+    full_key = layer.shape.key(layer.widths())
+    table[full_key] = 80 * table[full_key]
+    latency = FakeLatencyModel(model, x, table=table, full_ms=clean.full_ms)
+    assert table[full_key] == pytest.approx(fake_ms(layer.shape, layer.widths()))
+    def true_ms() -> float:
+        return sum(fake_ms(t.shape, t.widths()) for t in latency.layers)
+
+    before, true_before = latency.estimate(), true_ms()
+    structprune.prune_conv_out_channels(model[4], idxs=list(range(8)))
+    structprune.prune_linear_in_channels(model[8], idxs=list(range(8)))
+    true_ratio = true_before / true_ms()
+    assert before / latency.estimate() == pytest.approx(true_ratio, rel=0.1)
+
+
+def test_suspect_points_of_a_sweep():
+    from structprune.latency.estimate import suspects
+
+    grid = {(i, o): 1e-3 * i * o + 0.1 for i in (4, 8) for o in (4, 8)}
+    assert suspects(grid) == set()
+    assert suspects({**grid, (8, 8): 50.0}) == {(8, 8)}  # slower than its work allows
+    assert suspects({**grid, (4, 4): 5.0}) == {(4, 4)}  # a narrow point slower than wide ones
+    diagonal = {(4, 4): 0.4, (8, 8): 0.8, (16, 16): 40.0}  # depthwise: work is the width
+    assert suspects(diagonal) == {(16, 16)}
+
+
+def test_a_hiccup_while_sweeping_is_timed_again(tmp_path):
+    class Hiccup(FakeLatencyModel):
+        calls = 0
+
+        def measure_layer(self, probe, shape, widths):
+            Hiccup.calls += 1
+            return fake_ms(shape, widths) * (100 if Hiccup.calls == 3 else 1)
+
+    latency = Hiccup(small_cnn(), torch.zeros(1, 3, 8, 8), table=LatencyTable(tmp_path / "t.json"), full_ms=1.0)
+    for layer in latency.layers:
+        for widths in layer.probe.grid(layer.shape):
+            assert latency.table[layer.shape.key(widths)] == pytest.approx(fake_ms(layer.shape, widths))
+
+
+def test_the_residual_shrinks_with_the_activations_it_carries(tmp_path):
+    """Norms and activations cost per element: halving a layer at 16x16 takes more of the residual
+    than halving one at 4x4 (the old share counted channels alone, so mobilenet_v2's savings were
+    underestimated by half)."""
+    import structprune
+
+    def model():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(4),
+                             nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.Flatten(),
+                             nn.Linear(256, 10))
+
+    residual = {}
+    for where in (0, 4):
+        net, x = model(), torch.zeros(1, 3, 16, 16)
+        latency = FakeLatencyModel(net, x, table=LatencyTable(tmp_path / "t.json"), full_ms=10.0)
+        assert [layer.per_channel for layer in latency.layers] == [256, 16, 1]
+        structprune.prune_conv_out_channels(net[where], idxs=list(range(8)))
+        structprune.prune_batchnorm_out_channels(net[where + 1], idxs=list(range(8)))
+        residual[where] = latency.estimate() - latency.layers_ms()
+    assert residual[0] < residual[4]
+
+
+class _TimmStyleAttention(nn.Module):
+    """Like timm's ``Attention``: one qkv ``Linear``, the fused attention as a function (no probe:
+    it lands in the residual), an output projection."""
+
+    def __init__(self, width: int = 32, heads: int = 4):
+        super().__init__()
+        self.heads, self.qkv, self.proj = heads, nn.Linear(width, 3 * width), nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, tokens, _ = x.shape
+        q, k, v = self.qkv(x).reshape(batch, tokens, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        out = nn.functional.scaled_dot_product_attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(batch, tokens, -1))
+
+
+def test_the_residual_of_function_attention_shrinks_with_the_heads(tmp_path):
+    """timm's and Hugging Face's attention cores are functions, left to the residual: removing half
+    the heads (half of qkv's outputs and proj's inputs) takes a share of the residual away."""
+    import structprune
+
+    model, x = _TimmStyleAttention(), torch.zeros(2, 10, 32)
+    latency = FakeLatencyModel(model, x, table=LatencyTable(tmp_path / "t.json"), full_ms=1.0)
+    assert latency.residual_ms > 0
+    before = latency.residual_ms
+    kept_per_head = [i for i in range(96) if (i % 32) // 8 >= 2]  # heads 2 and 3 of q, k and v
+    structprune.prune_linear_out_channels(model.qkv, idxs=[i for i in range(96) if i not in kept_per_head])
+    structprune.prune_linear_in_channels(model.proj, idxs=list(range(16)))
+    model.heads = 2
+    assert model(x).shape == (2, 10, 32)
+    residual = latency.estimate() - latency.layers_ms()
+    assert 0.4 * before < residual < 0.8 * before  # qkv's 96 of 128 output elements per token went to 48
+
+
 def test_sweep_times_only_widths_the_pruner_can_keep(tmp_path):
     """With the pruner's rounding (``multiple``), every swept width is a multiple of it or the full
     width: unaligned widths run slower on GPUs and would make pruning look useless there."""
