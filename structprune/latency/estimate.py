@@ -7,8 +7,8 @@ ever adds time), and the timings are kept in the on-disk :class:`.table.LatencyT
 second model with the same layer shapes measures nothing.  A sweep point that disagrees with the
 others (:func:`suspects`: slower than a narrower point scaled by its work, or clearly slower than
 a wider one), say one timed while the machine was busy, is timed again, cached or not: one such
-point at the full width once made a MobileNetV2 look ten times faster pruned than it was.  The estimate of the model as it
-stands is the sum of its layers' interpolated timings plus a residual: the full forward timed
+point at the full width once made a MobileNetV2 look ten times faster pruned than it was.  The
+estimate of the model as it stands is the sum of its layers' interpolated timings plus a residual: the full forward timed
 once minus the sum of its layers, scaled by how much of the layers' output is left (norms,
 activations and additions shrink with the channels they carry; each layer's output width counts
 times its elements per channel, so a wide layer at 5x5 pixels weighs less than a narrow one at
