@@ -2,13 +2,13 @@
 # The GPU checks, as one short run on a lent GPU machine (nothing installable there).
 #
 # Run from the repository root:
-#     OUT=/tmp/gpu LIMIT=420 MODELS="resnet50 vit_b_16" bash benchmarks/gpu_checks.sh
+#     OUT=/tmp/gpu LIMIT=420 MODELS="resnet50 vit_b_16" EXTRA="--no-peer --repeat 20" bash benchmarks/gpu_checks.sh
 #
 # * wheels carried in .whl/ (Torch-Pruning 1.6.1, the peer: `pip download --no-deps torch-pruning==1.6.1
 #   -d .whl`) are installed into /tmp/site first;
 # * the environment (card, driver, torch / timm / transformers / Torch-Pruning versions) goes to env.txt;
 # * `benchmarks.latency` runs on cuda in bfloat16 at SPEEDUPS (default 2) for MODELS (default: all),
-#   killed after LIMIT seconds (its JSON and Markdown are rewritten after every model, so a cut run
+#   with EXTRA arguments, killed after LIMIT seconds (its JSON and Markdown are rewritten after every model, so a cut run
 #   keeps the finished models); the per-layer latency table it built is copied beside them;
 # * `benchmarks.kernel_profile` (GPU time by kind of kernel, unpruned vs speedup 2) for PROFILE models
 #   (default resnet50 vit_b_16 mobilenet_v2), killed after PROFILE_LIMIT seconds.
@@ -31,7 +31,7 @@ export PYTHONUNBUFFERED=1 STRUCTPRUNE_LATENCY_CACHE=/tmp/structprune-latency
 } 2>&1 | tee "$OUT/env.txt"
 # shellcheck disable=SC2086  # MODELS and SPEEDUPS are word lists
 timeout "$LIMIT" python3 -m benchmarks.latency --device cuda --dtype bfloat16 --speedups $SPEEDUPS \
-  --out "$OUT/latency_cuda" ${MODELS:+--models $MODELS} 2>&1 | tee "$OUT/latency_cuda.log"
+  --out "$OUT/latency_cuda" ${MODELS:+--models $MODELS} ${EXTRA:-} 2>&1 | tee "$OUT/latency_cuda.log"
 for table in "$STRUCTPRUNE_LATENCY_CACHE"/*.json; do
   [ -e "$table" ] && cp "$table" "$OUT/latency_table_cuda.json"
 done
