@@ -16,7 +16,7 @@ from structprune.flow.atoms import AtomSolution
 from structprune.flow.propagate import propagate
 from structprune.group import Group, ignored_out_axes
 from structprune.layers.base import LayerPruner, layer_pruner_for
-from structprune.targets import Target
+from structprune.targets import Target, version_of
 from structprune.tied import tie_shared_tensors
 from structprune.trace.gc_pause import gc_paused
 from structprune.trace.nodes import Node, Trace
@@ -95,6 +95,7 @@ class DependencyGraph(GraphCompat):
         self.value_dims = ctx.value_dims
         self._dim_classes: dict[tuple[int, int], torch.Tensor] = {}
         self.dead = torch.zeros(len(self.solution.root), dtype=torch.bool)
+        self._none_dead: tuple | None = None  # (dead, its version, whether no class is dead)
         # id(expanded classes) -> (classes, ...): expand() shares one tensor between equal dims
         self.free_units_cache: dict[int, tuple] = {}  # + pin version: see attributes.free_units
         self._groups_cache: dict[int, tuple[torch.Tensor, set[int]]] = {}
@@ -162,7 +163,7 @@ class DependencyGraph(GraphCompat):
     def units_of(self, target: Target, gid: int | None = None, free: torch.Tensor | None = None) -> list[int]:
         """Prime unit classes along ``target`` (alive, unpinned, or set in mask ``free``), in order
         of first appearance."""
-        flat = target.classes[target.alive_rows(self.dead)].reshape(-1)
+        flat = self.alive_classes(target).reshape(-1)
         flat = flat[flat >= 0]
         flat = flat[~self.solution.pinned[flat] if free is None else free[flat]]
         if gid is not None:
@@ -175,6 +176,15 @@ class DependencyGraph(GraphCompat):
         first = torch.full((len(uniq),), flat.numel(), dtype=torch.long)
         first.scatter_reduce_(0, inverse, torch.arange(flat.numel()), reduce="amin")
         return uniq[torch.argsort(first)].tolist()
+
+    def alive_classes(self, target: Target) -> torch.Tensor:
+        """``target.classes`` of the elements still present (the whole table while no class is
+        dead, as when the pruner is built: no mask to compute per target then)."""
+        dead, version = self.dead, version_of(self.dead)
+        cached = getattr(self, "_none_dead", None)
+        if cached is None or cached[0] is not dead or cached[1] != version or version is None:
+            cached = self._none_dead = (dead, version, not bool(dead.any()))
+        return target.classes if cached[2] else target.classes[target.alive_rows(dead)]
 
     def interface_pinned(self) -> torch.Tensor:
         """Mask of the unit classes pinned only because they size a model output."""

@@ -56,7 +56,7 @@ def unit_kind(graph: DependencyGraph, group: Group, num_heads: dict[int, int], r
     for target in members:
         if target.classes.shape[1] == 1:
             continue  # one unit per element: neither an outer nor an inner factor here
-        rows = target.classes[target.alive_rows(graph.dead)]
+        rows = graph.alive_classes(target)
         if _repeated_classes(rows, repeated, target).isdisjoint(unit_set):
             continue  # no unit of the group lies in two elements here: the test below would pass
         if units is None:
