@@ -80,6 +80,10 @@ class Target:
         hit = self._hits(remove)[alive]
         return torch.nonzero(hit).flatten().tolist()
 
+    def removal_count(self, dead: torch.Tensor, remove: torch.Tensor) -> int:
+        """``len(removal(dead, remove))``, without listing the indices."""
+        return int(self._hits(remove)[self.alive_rows(dead)].sum())
+
     def _hits(self, mask: torch.Tensor) -> torch.Tensor:
         """Elements with at least one class set in ``mask`` (a plain lookup when no element is
         padded, as for channels: one or more classes in every column)."""

@@ -96,7 +96,7 @@ class StepCosts:
                     continue
                 alive = target.alive_count(self.graph.dead)
                 if alive and group.units:
-                    touched = len(target.removal(self.graph.dead, mask))
+                    touched = target.removal_count(self.graph.dead, mask)
                     dims.append((target.module, touched / alive / len(group.units)))
             self._dims[key] = dims
         return self._dims[key]
