@@ -66,13 +66,7 @@ def group_slices(group: Group) -> list[UnitSlice]:
     seen: set[tuple[int, int]] = set()
     slices = []
     for target in ordered_members(group):
-        rows = target.classes[target.alive_rows(group.graph.dead)]
-        if target.unpadded():  # no -1 to keep
-            positions = lookup[rows]
-        else:
-            positions = torch.where(rows >= 0, lookup[rows.clamp(min=0)], torch.full_like(rows, -1))
-        if not bool((positions >= 0).any()):
-            continue
+        positions = None  # made only for a target with a parameter left to slice
         for owner, name, axis in target.tensor_axes():
             tensor = getattr(owner, name, None)
             if not isinstance(tensor, nn.Parameter) or tensor.ndim == 0:
@@ -80,13 +74,25 @@ def group_slices(group: Group) -> list[UnitSlice]:
             key = (id(tensor), axis % tensor.ndim)
             if key in seen:
                 continue
-            if tensor.shape[axis] != rows.shape[0]:
+            if positions is None:
+                positions = _positions(target, lookup, group.graph.dead)
+                if not bool((positions >= 0).any()):
+                    break  # none of the group's units runs along this target
+            if tensor.shape[axis] != positions.shape[0]:
                 logger.debug("skipping %s.%s axis %d for scoring: %d entries, %d channels", target.name,
-                             name, axis, tensor.shape[axis], rows.shape[0])
+                             name, axis, tensor.shape[axis], positions.shape[0])
                 continue
             seen.add(key)
             slices.append(UnitSlice(owner, name, axis, tensor, target, positions))
     return slices
+
+
+def _positions(target: Target, lookup: torch.Tensor, dead: torch.Tensor) -> torch.Tensor:
+    """For each alive element of ``target`` and each of its classes, the unit position (or -1)."""
+    rows = target.classes[target.alive_rows(dead)]
+    if target.unpadded():  # no -1 to keep
+        return lookup[rows]
+    return torch.where(rows >= 0, lookup[rows.clamp(min=0)], torch.full_like(rows, -1))
 
 
 def unit_layout(s: UnitSlice) -> tuple[torch.Tensor | None, torch.Tensor]:
