@@ -193,19 +193,23 @@ class Group(GroupCompat):
 
     def plan(self, idxs: Sequence[int] | None = None) -> list[tuple[Target, list[int]]]:
         """For each target, the channel indices that removing units ``idxs`` takes away."""
+        return self._planned(idxs)[0]
+
+    def _planned(self, idxs: Sequence[int] | None = None) -> tuple[list[tuple[Target, list[int]]], torch.Tensor]:
+        """:meth:`plan` and the mask of the classes ``idxs`` remove."""
         idxs = self.idxs if idxs is None else idxs
         dead = self.graph.dead
         key = (dead, version_of(dead), tuple(map(int, idxs)))
         last = self._last_plan
         if key[1] is None or last is None or last[0][0] is not dead or last[0][1:] != key[1:]:
             remove = self._remove_mask(idxs)
-            last = self._last_plan = (key, [(t, t.removal(dead, remove)) for t in self._ordered_targets()])
+            last = self._last_plan = (key, [(t, t.removal(dead, remove)) for t in self._ordered_targets()], remove)
         plan = list(last[1])  # is_valid and prune ask for the same plan before anything changes
-        return plan + [(dep.target, idxs) for dep, idxs in self.added if isinstance(dep.target, Target)]
+        return plan + [(dep.target, idxs) for dep, idxs in self.added if isinstance(dep.target, Target)], last[2]
 
     def is_valid(self, idxs: Sequence[int] | None = None) -> bool:
         for target, removed in self.plan(idxs):
-            if removed and len(removed) >= int(target.alive_rows(self.graph.dead).sum()):
+            if removed and len(removed) >= target.alive_count(self.graph.dead):
                 return False
         return bool(self.units)
 
@@ -242,8 +246,11 @@ class Group(GroupCompat):
         if not self.is_valid(idxs):
             raise ValueError(f"pruning {len(idxs)} units of the group rooted at {self.root.label()} "
                              "would leave a layer with no channels; keep at least one")
-        root_idxs = self.root.removal(self.graph.dead, self._remove_mask(idxs))
-        apply_plan(self.graph, self.plan(idxs), self._remove_mask(idxs))
+        plan, remove = self._planned(idxs)
+        root_idxs = next((removed for target, removed in plan if target is self.root), None)
+        if root_idxs is None:
+            root_idxs = self.root.removal(self.graph.dead, remove)
+        apply_plan(self.graph, plan, remove)
         self.idxs = idxs
         if record_history:
             name = self.root.name if self.root.is_layer else self.root.qualified_tensor_name

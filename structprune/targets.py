@@ -29,7 +29,8 @@ class Target:
     tensor_name: str = ""
     axis: int = 0
     groups: set[int] = field(default_factory=set)
-    _alive: tuple | None = field(default=None, init=False, repr=False)  # (weakref to dead, its version, rows)
+    _alive: tuple | None = field(default=None, init=False, repr=False)  # (weakref to dead, version, rows, count)
+    _single: tuple | None = field(default=None, init=False, repr=False)  # (classes, column or None, unpadded)
 
     @property
     def is_layer(self) -> bool:
@@ -56,18 +57,56 @@ class Target:
 
         Kept until ``dead`` changes (a pruner asks for it many times per group between prunes);
         the mask is shared, so callers must not modify it."""
+        return self._alive_entry(dead)[2]
+
+    def alive_count(self, dead: torch.Tensor) -> int:
+        """How many traced elements are still present (``alive_rows(dead).sum()``, kept alike)."""
+        entry = self._alive_entry(dead)
+        if entry[3] is None:
+            entry[3] = int(entry[2].sum())
+        return entry[3]
+
+    def _alive_entry(self, dead: torch.Tensor) -> list:
         version, cached = version_of(dead), self._alive
         if cached is not None and version is not None and cached[0]() is dead and cached[1] == version:
-            return cached[2]
-        alive = ~_any_in(self.classes, dead)
-        self._alive = (weakref.ref(dead), version, alive) if version is not None else None
-        return alive
+            return cached
+        entry = [weakref.ref(dead), version, ~self._hits(dead), None]
+        self._alive = entry if version is not None else None
+        return entry
 
     def removal(self, dead: torch.Tensor, remove: torch.Tensor) -> list[int]:
         """Current indices of the elements that removing classes ``remove`` (mask) takes away."""
         alive = self.alive_rows(dead)
-        hit = _any_in(self.classes, remove)[alive]
+        hit = self._hits(remove)[alive]
         return torch.nonzero(hit).flatten().tolist()
+
+    def removal_count(self, dead: torch.Tensor, remove: torch.Tensor) -> int:
+        """``len(removal(dead, remove))``, without listing the indices."""
+        return int(self._hits(remove)[self.alive_rows(dead)].sum())
+
+    def _hits(self, mask: torch.Tensor) -> torch.Tensor:
+        """Elements with at least one class set in ``mask`` (a plain lookup when no element is
+        padded, as for channels: one or more classes in every column)."""
+        layout = self._layout()
+        if layout[1] is not None:
+            return mask[layout[1]]
+        return mask[self.classes].any(dim=1) if layout[2] else _any_in(self.classes, mask)
+
+    def single_column(self) -> torch.Tensor | None:
+        """``classes[:, 0]`` when every element is exactly one class (no padding), else ``None``."""
+        return self._layout()[1]
+
+    def unpadded(self) -> bool:
+        """Whether every element has a class in every column (no ``-1``)."""
+        return self._layout()[2]
+
+    def _layout(self) -> tuple:
+        single = self._single
+        if single is None or single[0] is not self.classes:
+            unpadded = self.classes.ndim == 2 and not bool((self.classes < 0).any())
+            column = self.classes[:, 0] if unpadded and self.classes.shape[1] == 1 else None
+            single = self._single = (self.classes, column, unpadded)
+        return single
 
     def tensor_axes(self) -> list[tuple[nn.Module, str, int]]:
         """``(owner, attribute, axis)`` of every tensor pruning this target slices."""

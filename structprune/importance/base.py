@@ -22,7 +22,7 @@ import torch
 
 from structprune.group import Group
 from structprune.importance.reduce import normalize_scores, reduce_scores
-from structprune.importance.slices import UnitSlice, group_slices, scatter_to_units
+from structprune.importance.slices import UnitSlice, group_slices, scatter_rows, unit_layout
 
 _IMPORTANCES: dict[str, tuple[type, dict[str, Any]]] = {}
 
@@ -90,20 +90,25 @@ class SliceImportance(Importance):
         return self.bias or s.name != "bias"
 
     def dependency_scores(self, group: Group) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """``(scores, present)``, both ``(D, U)``: every used slice's per-unit scores."""
-        rows, masks = [], []
+        """``(scores, present)``, both ``(D, U)``: every used slice's per-unit scores (what
+        :func:`scatter_to_units` gives for each slice, summed into units in one pass)."""
+        values, units, layouts = [], [], {}
         for s in group_slices(group):
             if not self.use_slice(s) or (self.target_types is not None and not isinstance(s.module, self.target_types)):
                 continue
             scores = self.element_scores(s)
             if scores is None:
                 continue
-            unit_scores, present = scatter_to_units(s, scores, len(group.units))
-            rows.append(unit_scores)
-            masks.append(present)
-        if not rows:
+            layout = layouts.get(id(s.element_units))  # the slices of one target share its layout
+            if layout is None:
+                layout = layouts[id(s.element_units)] = unit_layout(s)
+            element_index, unit_ids = layout
+            scores = scores.detach().float().cpu()
+            values.append(scores if element_index is None else scores[element_index])
+            units.append(unit_ids)
+        if not values:
             return None
-        return torch.stack(rows), torch.stack(masks)
+        return scatter_rows(values, units, len(group.units))
 
     def finish(self, scores: torch.Tensor) -> torch.Tensor:
         """Hook between reduction and normalisation (e.g. a root of a sum of powers)."""

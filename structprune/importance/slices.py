@@ -66,10 +66,7 @@ def group_slices(group: Group) -> list[UnitSlice]:
     seen: set[tuple[int, int]] = set()
     slices = []
     for target in ordered_members(group):
-        rows = target.classes[target.alive_rows(group.graph.dead)]
-        positions = torch.where(rows >= 0, lookup[rows.clamp(min=0)], torch.full_like(rows, -1))
-        if not bool((positions >= 0).any()):
-            continue
+        positions = None  # made only for a target with a parameter left to slice
         for owner, name, axis in target.tensor_axes():
             tensor = getattr(owner, name, None)
             if not isinstance(tensor, nn.Parameter) or tensor.ndim == 0:
@@ -77,25 +74,58 @@ def group_slices(group: Group) -> list[UnitSlice]:
             key = (id(tensor), axis % tensor.ndim)
             if key in seen:
                 continue
-            if tensor.shape[axis] != rows.shape[0]:
+            if positions is None:
+                positions = _positions(target, lookup, group.graph.dead)
+                if not bool((positions >= 0).any()):
+                    break  # none of the group's units runs along this target
+            if tensor.shape[axis] != positions.shape[0]:
                 logger.debug("skipping %s.%s axis %d for scoring: %d entries, %d channels", target.name,
-                             name, axis, tensor.shape[axis], rows.shape[0])
+                             name, axis, tensor.shape[axis], positions.shape[0])
                 continue
             seen.add(key)
             slices.append(UnitSlice(owner, name, axis, tensor, target, positions))
     return slices
 
 
+def _positions(target: Target, lookup: torch.Tensor, dead: torch.Tensor) -> torch.Tensor:
+    """For each alive element of ``target`` and each of its classes, the unit position (or -1)."""
+    rows = target.classes[target.alive_rows(dead)]
+    if target.unpadded():  # no -1 to keep
+        return lookup[rows]
+    return torch.where(rows >= 0, lookup[rows.clamp(min=0)], torch.full_like(rows, -1))
+
+
+def unit_layout(s: UnitSlice) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """``(element_index, units)``: the element behind each (element, unit) pair of ``s`` and that
+    unit's position, in element order (``element_index`` is ``None`` when it is every element
+    once, in order: one unit per element)."""
+    mask = s.element_units >= 0
+    if s.element_units.shape[1] == 1 and bool(mask.all()):
+        return None, s.element_units[:, 0]
+    element_index = torch.arange(s.num_elements).unsqueeze(1).expand_as(s.element_units)[mask]
+    return element_index, s.element_units[mask]
+
+
+def scatter_rows(values: list[torch.Tensor], units: list[torch.Tensor], num_units: int
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum ``values[d]`` into the units ``units[d]`` of row ``d``; returns ``(scores, present)``,
+    both ``(len(values), num_units)`` (each row as :func:`scatter_to_units` makes it)."""
+    lengths = torch.tensor([len(u) for u in units])
+    offsets = torch.arange(len(units)).mul_(num_units).repeat_interleave(lengths)
+    index = torch.cat(units).add_(offsets)
+    size = len(units) * num_units
+    scores = torch.zeros(size, dtype=torch.float32).index_add_(0, index, torch.cat(values))
+    present = torch.zeros(size, dtype=torch.bool)
+    present[index] = True
+    return scores.view(len(units), num_units), present.view(len(units), num_units)
+
+
 def scatter_to_units(s: UnitSlice, element_scores: torch.Tensor, num_units: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Sum per-element scores into units; returns ``(scores, present)`` of length ``num_units``."""
-    mask = s.element_units >= 0
-    element_index = torch.arange(s.num_elements).unsqueeze(1).expand_as(s.element_units)[mask]
-    units = s.element_units[mask]
-    values = element_scores.detach().float().cpu()[element_index]
-    scores = torch.zeros(num_units, dtype=torch.float32).index_add_(0, units, values)
-    present = torch.zeros(num_units, dtype=torch.bool)
-    present[units] = True
-    return scores, present
+    element_index, units = unit_layout(s)
+    values = element_scores.detach().float().cpu()
+    scores, present = scatter_rows([values if element_index is None else values[element_index]], [units], num_units)
+    return scores[0], present[0]
 
 
 def spread_to_elements(s: UnitSlice, unit_values: torch.Tensor) -> torch.Tensor:

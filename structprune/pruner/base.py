@@ -21,6 +21,7 @@ from structprune.pruner.latency_target import LatencyOptions
 from structprune.pruner.options import build_options
 from structprune.pruner.selection import Limits, global_removals, lowest
 from structprune.pruner.shapes import group_round_to, resolve_round_to
+from structprune.targets import version_of
 from structprune.trace.gc_pause import gc_paused, paused_gc
 
 logger = logging.getLogger(__name__)
@@ -223,13 +224,26 @@ class BasePruner(PrunerCompat):
         counts = {}
         for record, record_ratio, pool in plan:
             if pool is None:
-                current = len(record.group(self.DG).units)
+                current = self.current_units(record)
                 n = current - self._limits(record).keep_count(record.initial_units, current, record_ratio)
             else:
                 n = len(pooled.get(id(record), ()))
             if n > 0:
                 counts[record] = n
         return counts, pooled
+
+    def current_units(self, record: GroupRecord) -> int:
+        """How many units ``record``'s group has now (``len(record.group(DG).units)``, kept until
+        the model is pruned again: a target search asks for every group at many ratios)."""
+        dead, pinned = self.DG.dead, self.DG.solution.pinned
+        versions = (version_of(dead), version_of(pinned))
+        cache = getattr(self, "_unit_counts", None)
+        if None in versions or cache is None or cache[0] is not dead or cache[1] is not pinned or cache[2] != versions:
+            cache = self._unit_counts = (dead, pinned, versions, {})
+        count = cache[3].get(id(record))
+        if count is None:
+            count = cache[3][id(record)] = len(record.group(self.DG).units)
+        return count
 
     def groups_removing(self, counts: dict[GroupRecord, int], chosen: dict[int, set[int]] | None = None
                         ) -> Iterator[Group]:

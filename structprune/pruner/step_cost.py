@@ -94,9 +94,9 @@ class StepCosts:
             for target in group.member_targets():
                 if id(target.module) not in self.shares:
                     continue
-                alive = int(target.alive_rows(self.graph.dead).sum())
+                alive = target.alive_count(self.graph.dead)
                 if alive and group.units:
-                    touched = len(target.removal(self.graph.dead, mask))
+                    touched = target.removal_count(self.graph.dead, mask)
                     dims.append((target.module, touched / alive / len(group.units)))
             self._dims[key] = dims
         return self._dims[key]

@@ -208,7 +208,7 @@ class TargetSearch:
 
     def _one_step(self, record: GroupRecord, had: int = 0) -> int:
         """Units one more rounded step of ``record`` removes, after ``had`` already chosen."""
-        size = len(record.group(self.pruner.DG).units) - had
+        size = self.pruner.current_units(record) - had
         return size - self.pruner._limits(record).next_keep(record.initial_units, size)
 
     def _closest_step(self, goal: float, taken: dict[GroupRecord, int], after) -> dict[GroupRecord, int]:
