@@ -164,6 +164,29 @@ def test_a_check_slower_than_the_one_before_does_not_push_the_search_on(tmp_path
     assert true <= 2.0 * 1.05
 
 
+def test_a_stage_that_saves_no_measured_time_ends_the_search(tmp_path, monkeypatch, caplog):
+    """The device cannot go below 1/1.6 of the original (kernel launches, memory-bound ops): asked
+    for 2x, the search stops once a stage measures nothing of its estimated saving, and says so,
+    instead of pruning on to the maximum ratio (the old search ended at 4.1x the estimate here)."""
+    model, x = cnn(), torch.randn(1, 3, 16, 16)
+    latency = fake_latency(model, x, tmp_path)
+    base = latency.estimate()
+
+    def timed(self):
+        after = max(base / 1.6, latency.estimate())
+        return LatencyComparison(LatencyStats((base,) * 5), LatencyStats((after,) * 5))
+
+    monkeypatch.setattr(LatencyTargetSearch, "_time", timed)
+    pruner = MagnitudePruner(model, x, speedup=2.0, measure="latency", latency_model=latency,
+                             ignored_layers=[model[9]])
+    with caplog.at_level(logging.WARNING, logger="structprune.pruner.latency_target"):
+        pruner.step()
+    assert pruner._target.stalled and "saved little time" in caplog.text
+    assert "rest of the forward limit" not in caplog.text  # one warning, not two
+    assert base / latency.estimate() < 3.0 and pruner._target.ratio < 0.5
+    assert model(x).shape == (1, 10)
+
+
 def test_slower_result_is_warned(tmp_path, monkeypatch, caplog):
     model, x = cnn(), torch.randn(1, 3, 16, 16)
     latency = fake_latency(model, x, tmp_path)
