@@ -50,6 +50,7 @@ _AGREE = (0.6, 1.7)  # a first timing whose measured / estimated saving is outsi
 _NEAR = 0.03  # a later timing within this (share of the latency) of the predicted saving is sound
 _RETIMES = 2
 _STALL = 0.25  # a stage that measures less than this share of the saving it was expected to give ends the search
+_STALL_MIN = 0.08  # ... if it was expected to save at least this share of the latency (smaller ones are noise)
 MEASURES = ("macs", "latency")
 
 
@@ -199,7 +200,7 @@ class LatencyTargetSearch(TargetSearch):
             return False
         (estimated_before, measured_before), (estimated, measured) = self._checks[-2:]
         expected = scale * (estimated - estimated_before)
-        return expected > _NEAR and measured - measured_before < _STALL * expected
+        return expected > _STALL_MIN and measured - measured_before < _STALL * expected
 
     def _warn_stalled(self, speedup: float) -> None:
         estimated, measured = self._checks[-1][0] - self._checks[-2][0], self._checks[-1][1] - self._checks[-2][1]
