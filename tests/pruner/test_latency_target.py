@@ -29,6 +29,11 @@ def fake_latency(model, x, tmp_path, full_ms=None):
     return FakeLatencyModel(model, x, table=table, full_ms=full_ms or layers_ms * 1.1)
 
 
+def device_ms(latency, base: float, factor: float = 1.2) -> float:
+    """What a device that saves ``factor`` times the estimated saving times the model at now."""
+    return base * (1 - factor * (1 - latency.estimate() / base))
+
+
 @pytest.mark.parametrize("speedup", [1.5, 2.0, 3.0])
 def test_speedup_by_latency_reaches_the_target_within_tolerance(tmp_path, speedup):
     model, x = cnn(), torch.randn(1, 3, 16, 16)
@@ -126,7 +131,7 @@ def test_a_spoilt_timing_is_taken_again(tmp_path, monkeypatch):
 
     def timed(self):
         calls.append(1)
-        after = base * (1 - 1.2 * (1 - latency.estimate() / base))
+        after = device_ms(latency, base)
         if len(calls) == 1:
             return LatencyComparison(LatencyStats((base,) * 5), LatencyStats((1.6 * after, 0.9 * base, after,
                                                                                1.5 * after, 2 * after)))
@@ -137,7 +142,7 @@ def test_a_spoilt_timing_is_taken_again(tmp_path, monkeypatch):
                              ignored_layers=[model[9]], round_to=1)
     pruner.step()
     assert 2.0 * 0.95 <= pruner._target.verification.speedup.median <= 2.0 * 1.05
-    assert base / (base * (1 - 1.2 * (1 - latency.estimate() / base))) <= 2.0 * 1.05
+    assert base / device_ms(latency, base) <= 2.0 * 1.05
 
 
 def test_a_check_slower_than_the_one_before_does_not_push_the_search_on(tmp_path, monkeypatch):
@@ -151,7 +156,7 @@ def test_a_check_slower_than_the_one_before_does_not_push_the_search_on(tmp_path
 
     def timed(self):
         calls.append(1)
-        after = base * (1 - 1.2 * (1 - latency.estimate() / base))
+        after = device_ms(latency, base)
         if len(calls) == 2:  # steady but wrong: 25% slower than the truth
             after = min(base * 0.999, after * 1.25)
         return LatencyComparison(LatencyStats((base,) * 5), LatencyStats((after,) * 5))
