@@ -24,7 +24,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import re
 import sys
@@ -37,10 +36,10 @@ import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script or with -m
 
+from benchmarks.latency import DTYPES, Bench  # noqa: E402
 from benchmarks.latency_models import MODELS  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 KINDS = (  # first match wins
     ("attention", r"flash|fmha|attention|softmax|sdpa|efficient_attention"),
     ("conv", r"conv|cudnn|implicit|winograd|dgrad|wgrad|fprop|xmma_fprop|depthwise"),
@@ -88,28 +87,14 @@ def profile_ms(model: nn.Module, inputs: Any, device: str) -> tuple[dict[str, fl
 
 
 def profile_model(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Profile ``name`` unpruned and pruned; return the row of the table."""
-    import structprune as sp
-    from structprune.latency import Placement
-
-    spec = MODELS[name]
-    size = spec.size(args.device)
-    torch.manual_seed(0)
-    model, example, ignored = spec.build(size.resolution)
-    model = model.eval().to(args.device)
-    ignored_names = [n for n, m in model.named_modules() if any(m is i for i in ignored)]
-    example = Placement(args.device).inputs(example)
-    pruned = copy.deepcopy(model)
-    dtype = DTYPES[args.dtype]
-    sp.pruner.MagnitudePruner(pruned, example, importance=sp.importance.MagnitudeImportance(p=2),
-                              ignored_layers=[pruned.get_submodule(n) for n in ignored_names],
-                              speedup=args.speedup, device=args.device, dtype=dtype).step()
-    cnn = "vit" not in name and not any(isinstance(m, nn.Embedding) for m in model.modules())
-    placement = Placement(args.device, dtype, size.batch, channels_last=cnn and args.device != "cpu")
-    inputs = placement.inputs(example)
-    before, top_before = profile_ms(placement.model(model), inputs, args.device)
-    after, top_after = profile_ms(placement.model(pruned), inputs, args.device)
-    return {"model": name, "batch": size.batch, "before": before, "after": after,
+    """Profile ``name`` unpruned and pruned (as ``benchmarks/latency.py`` builds, places and
+    prunes it by MACs); return the row of the table."""
+    bench = Bench(name, MODELS[name], args)
+    pruned, _ = bench.structprune(args.speedup, "macs")
+    inputs = bench.placement.inputs(bench.inputs)
+    before, top_before = profile_ms(bench.placement.model(bench.model), inputs, args.device)
+    after, top_after = profile_ms(bench.placement.model(pruned), inputs, args.device)
+    return {"model": name, "batch": bench.batch, "before": before, "after": after,
             "top_before": top_before, "top_after": top_after}
 
 

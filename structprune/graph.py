@@ -16,7 +16,7 @@ from structprune.flow.atoms import AtomSolution
 from structprune.flow.propagate import propagate
 from structprune.group import Group, ignored_out_axes
 from structprune.layers.base import LayerPruner, layer_pruner_for
-from structprune.targets import Target, version_of
+from structprune.targets import Target, TensorState
 from structprune.tied import tie_shared_tensors
 from structprune.trace.gc_pause import gc_paused
 from structprune.trace.nodes import Node, Trace
@@ -95,7 +95,7 @@ class DependencyGraph(GraphCompat):
         self.value_dims = ctx.value_dims
         self._dim_classes: dict[tuple[int, int], torch.Tensor] = {}
         self.dead = torch.zeros(len(self.solution.root), dtype=torch.bool)
-        self._none_dead: tuple | None = None  # (dead, its version, whether no class is dead)
+        self._none_dead: tuple[TensorState, bool] | None = None  # (state of dead, whether no class is dead)
         # id(expanded classes) -> (classes, ...): expand() shares one tensor between equal dims
         self.free_units_cache: dict[int, tuple] = {}  # + pin version: see attributes.free_units
         self._groups_cache: dict[int, tuple[torch.Tensor, set[int]]] = {}
@@ -180,11 +180,10 @@ class DependencyGraph(GraphCompat):
     def alive_classes(self, target: Target) -> torch.Tensor:
         """``target.classes`` of the elements still present (the whole table while no class is
         dead, as when the pruner is built: no mask to compute per target then)."""
-        dead, version = self.dead, version_of(self.dead)
-        cached = getattr(self, "_none_dead", None)
-        if cached is None or cached[0] is not dead or cached[1] != version or version is None:
-            cached = self._none_dead = (dead, version, not bool(dead.any()))
-        return target.classes if cached[2] else target.classes[target.alive_rows(dead)]
+        dead, cached = self.dead, getattr(self, "_none_dead", None)
+        if cached is None or not cached[0].matches(dead):
+            cached = self._none_dead = (TensorState(dead), not bool(dead.any()))
+        return target.classes if cached[1] else target.classes[target.alive_rows(dead)]
 
     def interface_pinned(self) -> torch.Tensor:
         """Mask of the unit classes pinned only because they size a model output."""

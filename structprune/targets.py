@@ -135,6 +135,29 @@ def version_of(tensor: torch.Tensor) -> int | None:
         return None
 
 
+class TensorState:
+    """Tensors as they are now (which objects, and their in-place versions): a cache of values
+    derived from them stays valid while :meth:`matches` holds.  Inference tensors keep no version,
+    so a state with one never matches.
+
+    Example::
+
+        state = TensorState(graph.dead)
+        ...                                   # prune: graph.dead changes in place
+        state.matches(graph.dead)             # False
+    """
+
+    __slots__ = ("tensors", "versions")
+
+    def __init__(self, *tensors: torch.Tensor):
+        self.tensors, self.versions = tensors, tuple(version_of(t) for t in tensors)
+
+    def matches(self, *tensors: torch.Tensor) -> bool:
+        return None not in self.versions and len(tensors) == len(self.tensors) and \
+            all(a is b for a, b in zip(tensors, self.tensors)) and \
+            self.versions == tuple(version_of(t) for t in tensors)
+
+
 def _any_in(classes: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Rows of ``classes`` (``-1`` padded) that contain at least one class set in ``mask``."""
     safe = classes.clamp(min=0)

@@ -10,9 +10,9 @@ from structprune.cli.console import Console, human
 from structprune.cli.measure import count, latency_ms, layer_widths, saved_size
 from structprune.cli.models import LoadedModel
 
-METRICS = (("params", "params", ""), ("macs", "MACs", ""), ("latency_ms", "CPU latency", "ms"),
-           ("file_bytes", "file size", "B"))
 LATENCY_LABEL = "CPU latency"
+METRICS = (("params", "params", ""), ("macs", "MACs", ""), ("latency_ms", LATENCY_LABEL, "ms"),
+           ("file_bytes", "file size", "B"))
 
 
 def add_timing_arguments(parser: argparse.ArgumentParser) -> None:

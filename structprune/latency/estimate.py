@@ -200,23 +200,21 @@ def trace_layers(model: nn.Module, inputs: Any, run_fn: RunFn | None = None) -> 
     layers: dict[int, TracedLayer] = {}
     names = {id(m): n for n, m in model.named_modules()}
 
-    def hook(module: nn.Module, args: tuple) -> None:
+    def hook(module: nn.Module, args: tuple, output: Any) -> None:
         if id(module) in layers:
             layers[id(module)].calls += 1
             return
         probe = probe_for(module)
         shape = probe.shape(module, args) if probe else None
-        if shape is not None:
-            layers[id(module)] = TracedLayer(names.get(id(module), ""), module, probe, shape)
-
-    def after(module: nn.Module, args: tuple, output: Any) -> None:
+        if shape is None:
+            return
+        layer = layers[id(module)] = TracedLayer(names.get(id(module), ""), module, probe, shape)
         out = output[0] if isinstance(output, (tuple, list)) and output else output
-        if id(module) in layers and isinstance(out, torch.Tensor) and out.ndim > 0 and layers[id(module)].calls == 1:
+        if isinstance(out, torch.Tensor) and out.ndim > 0:
             channels = out.shape[1] if out.ndim == 4 else out.shape[-1]
-            layers[id(module)].per_channel = out.numel() / max(1, channels)
+            layer.per_channel = out.numel() / max(1, channels)
 
-    probed = [m for m in model.modules() if probe_for(m) is not None]
-    handles = [m.register_forward_pre_hook(hook) for m in probed] + [m.register_forward_hook(after) for m in probed]
+    handles = [m.register_forward_hook(hook) for m in model.modules() if probe_for(m) is not None]
     try:
         with torch.inference_mode():
             _runner(model, inputs, run_fn)()

@@ -95,6 +95,11 @@ class LatencyStats:
         return f"{self.median:.2f} ms ({self.min:.2f}-{self.max:.2f})"
 
 
+def round_ratios(before: LatencyStats, after: LatencyStats) -> list[float]:
+    """``before / after`` of each timed round, in the order taken."""
+    return [b / a for b, a in zip(before.times, after.times) if a > 0]
+
+
 @dataclass(frozen=True)
 class SpeedUp:
     """``before / after`` latency: the ratio of medians and the spread of the per-round ratios."""
@@ -105,7 +110,7 @@ class SpeedUp:
 
     @classmethod
     def of(cls, before: LatencyStats, after: LatencyStats) -> "SpeedUp":
-        ratios = sorted(b / a for b, a in zip(before.times, after.times) if a > 0)
+        ratios = sorted(round_ratios(before, after))
         cut = len(ratios) // 10
         kept = ratios[cut: len(ratios) - cut] or ratios
         return cls(before.median / after.median, kept[0], kept[-1])
@@ -137,6 +142,13 @@ class LatencyComparison:
     @property
     def speedup(self) -> SpeedUp:
         return SpeedUp.of(self.before, self.after)
+
+    @property
+    def paired_speedup(self) -> float:
+        """The median of the per-round speed-ups (each round times both models back to back, so a
+        change of load hits both); the ratio of medians when there are no rounds."""
+        ratios = round_ratios(self.before, self.after)
+        return statistics.median(ratios) if ratios else self.speedup.median
 
     def as_dict(self) -> dict[str, Any]:
         return {"before": self.before.as_dict(), "after": self.after.as_dict(), **self.speedup.as_dict()}

@@ -21,7 +21,7 @@ from structprune.pruner.latency_target import LatencyOptions
 from structprune.pruner.options import build_options
 from structprune.pruner.selection import Limits, global_removals, lowest
 from structprune.pruner.shapes import group_round_to, resolve_round_to
-from structprune.targets import version_of
+from structprune.targets import TensorState
 from structprune.trace.gc_pause import gc_paused, paused_gc
 
 logger = logging.getLogger(__name__)
@@ -236,13 +236,12 @@ class BasePruner(PrunerCompat):
         """How many units ``record``'s group has now (``len(record.group(DG).units)``, kept until
         the model is pruned again: a target search asks for every group at many ratios)."""
         dead, pinned = self.DG.dead, self.DG.solution.pinned
-        versions = (version_of(dead), version_of(pinned))
         cache = getattr(self, "_unit_counts", None)
-        if None in versions or cache is None or cache[0] is not dead or cache[1] is not pinned or cache[2] != versions:
-            cache = self._unit_counts = (dead, pinned, versions, {})
-        count = cache[3].get(id(record))
+        if cache is None or not cache[0].matches(dead, pinned):
+            cache = self._unit_counts = (TensorState(dead, pinned), {})
+        count = cache[1].get(id(record))
         if count is None:
-            count = cache[3][id(record)] = len(record.group(self.DG).units)
+            count = cache[1][id(record)] = len(record.group(self.DG).units)
         return count
 
     def groups_removing(self, counts: dict[GroupRecord, int], chosen: dict[int, set[int]] | None = None

@@ -175,35 +175,36 @@ class LatencyTargetSearch(TargetSearch):
         for check in range(_CHECKS):
             comparison = self._steady_time()
             wanted = self._wanted(comparison.before.median)
-            paired = _paired(comparison)
+            paired = comparison.paired_speedup
             logger.info("measured %s, per-round median %.2fx (asked %.2fx, estimate %.2fx)", comparison.summary(),
                         paired, wanted, self.base / self.measure())
             expected_scale = self.scale_savings
             self.calibrate(paired)
             if not self._short(paired, wanted) or check == _CHECKS - 1:
                 break
-            if self._stalled(expected_scale):
-                self._warn_stalled(paired)
+            stall = self._stall(expected_scale)
+            if stall is not None:
+                self._warn_stalled(*stall, paired)
                 break
             self.final = self.base * (1.0 - self._next_saving(1.0 - 1.0 / (wanted * _AIM)))
             yield from super()._rounds(step)
         self.verification = comparison
         self._report_measured(comparison, wanted)
 
-    def _stalled(self, scale: float) -> bool:
-        """Whether the last stage measured far less than it was expected to save (``_STALL`` of the
-        estimated saving since the check before, times ``scale``): what is left of the forward does
-        not shrink with the widths (kernel launches, memory-bound ops, ignored layers), so pruning
-        on would cost accuracy for no speed (on an H200 a ViT went from 7.6x to 137x fewer MACs for
-        1.79x -> 1.62x)."""
+    def _stall(self, scale: float) -> tuple[float, float] | None:
+        """``(estimated, measured)`` saving of the last stage when it measured far less than it was
+        expected to save (``_STALL`` of the estimated saving since the check before, times
+        ``scale``), else ``None``: what is left of the forward does not shrink with the widths
+        (kernel launches, memory-bound ops, ignored layers), so pruning on would cost accuracy for
+        no speed (on an H200 a ViT went from 7.6x to 137x fewer MACs for 1.79x -> 1.62x)."""
         if len(self._checks) < 2:
-            return False
-        (estimated_before, measured_before), (estimated, measured) = self._checks[-2:]
-        expected = scale * (estimated - estimated_before)
-        return expected > _STALL_MIN and measured - measured_before < _STALL * expected
+            return None
+        (estimated_before, measured_before), (estimated_now, measured_now) = self._checks[-2:]
+        estimated, measured = estimated_now - estimated_before, measured_now - measured_before
+        stalled = scale * estimated > _STALL_MIN and measured < _STALL * scale * estimated
+        return (estimated, measured) if stalled else None
 
-    def _warn_stalled(self, speedup: float) -> None:
-        estimated, measured = self._checks[-1][0] - self._checks[-2][0], self._checks[-1][1] - self._checks[-2][1]
+    def _warn_stalled(self, estimated: float, measured: float, speedup: float) -> None:
         self.stalled = True
         logger.warning("pruning further on %s saved little time: the last stage removed an estimated %.0f%% of the "
                        "latency and measured %.0f%%; what is left is bound by what widths do not shrink (kernel "
@@ -246,7 +247,7 @@ class LatencyTargetSearch(TargetSearch):
         its saving is near what the last check and the scale so far predict for the channels removed
         since (before the first check: within ``_AGREE`` of the estimate's saving)."""
         speedup, estimated = comparison.speedup, 1.0 - self.measure() / self.base
-        measured = 1.0 - 1.0 / _paired(comparison)
+        measured = 1.0 - 1.0 / comparison.paired_speedup
         if speedup.high / max(speedup.low, 1e-9) > _STEADY:
             return False
         if self._checks:
@@ -292,17 +293,17 @@ class LatencyTargetSearch(TargetSearch):
                                repeat=self.latency_options.latency_repeat, run_fn=self.pruner.forward_fn)
 
     def _report_measured(self, comparison, wanted: float) -> None:
-        speedup = comparison.speedup
+        speedup, paired = comparison.speedup, comparison.paired_speedup
         if speedup.verdict == "slower":
             logger.warning("the pruned model measures SLOWER than the original on %s: %s; try a round_to that "
                            "the device's kernels prefer, or prune fewer heads/dims", self.latency_options.device,
                            comparison.summary())
-        elif not self.stalled and _paired(comparison) < wanted * (1 - self.latency_options.tolerance):
+        elif not self.stalled and paired < wanted * (1 - self.latency_options.tolerance):
             logger.warning("asked for %.2fx on %s, measured %s: max_pruning_ratio, ignored layers or the "
                            "rest of the forward limit what pruning can save, or the timed checks ran out (a busy "
                            "machine makes them noisy)", wanted,
                            self.latency_options.device, comparison.summary())
-        elif _paired(comparison) > wanted * (1 + self.latency_options.tolerance):
+        elif paired > wanted * (1 + self.latency_options.tolerance):
             logger.warning("asked for %.2fx on %s, measured %s: more than asked (the machine's load may "
                            "have changed between the timings, or the steps of the widths are coarse)", wanted,
                            self.latency_options.device, comparison.summary())
@@ -332,14 +333,6 @@ def _width_multiple(pruner: "BasePruner") -> Callable[[int], int] | None:
     if per_layer:
         return lambda full: group_round_to(step, full, "channel") or 1
     return lambda full: step
-
-
-def _paired(comparison) -> float:
-    """The median of the per-round speed-ups of ``comparison`` (before / after, round by round)."""
-    import statistics
-
-    ratios = [b / a for b, a in zip(comparison.before.times, comparison.after.times) if a > 0]
-    return statistics.median(ratios) if ratios else comparison.speedup.median
 
 
 def _tqdm(desc: str) -> Callable | None:
