@@ -11,7 +11,7 @@
 #   with EXTRA arguments, killed after LIMIT seconds (its JSON and Markdown are rewritten after every model, so a cut run
 #   keeps the finished models); the per-layer latency table it built is copied beside them;
 # * `benchmarks.kernel_profile` (GPU time by kind of kernel, unpruned vs speedup 2) for PROFILE models
-#   (default resnet50 vit_b_16 mobilenet_v2), killed after PROFILE_LIMIT seconds.
+#   (default resnet50 vit_b_16 mobilenet_v2; PROFILE=none skips it), killed after PROFILE_LIMIT seconds.
 set -u
 OUT=${OUT:-benchmarks/results}
 LIMIT=${LIMIT:-420}
@@ -35,7 +35,7 @@ timeout "$LIMIT" python3 -m benchmarks.latency --device cuda --dtype bfloat16 --
 for table in "$STRUCTPRUNE_LATENCY_CACHE"/*.json; do
   [ -e "$table" ] && cp "$table" "$OUT/latency_table_cuda.json"
 done
-timeout "${PROFILE_LIMIT:-90}" python3 -m benchmarks.kernel_profile --device cuda --dtype bfloat16 \
+[ "${PROFILE:-}" = none ] || timeout "${PROFILE_LIMIT:-90}" python3 -m benchmarks.kernel_profile --device cuda --dtype bfloat16 \
   --models ${PROFILE:-resnet50 vit_b_16 mobilenet_v2} --out "$OUT/kernel_profile_cuda.json" 2>&1 \
   | grep -v USDT | tee "$OUT/kernel_profile_cuda.log"
 exit 0

@@ -197,6 +197,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-peer", action="store_true", help="leave Torch-Pruning out")
     parser.add_argument("--quick", action="store_true", help="speedup 2 only, 5 runs, 4 bisection rounds")
     parser.add_argument("--out", type=Path, help="output stem (default results/latency[_<device>])")
+    parser.add_argument("--verbose", action="store_true", help="log the latency search's checks (INFO)")
+    parser.add_argument("--cudnn-benchmark", action="store_true",
+                        help="let cuDNN time its algorithms per shape (torch.backends.cudnn.benchmark) everywhere")
     args = parser.parse_args(argv)
     if args.quick:
         args.speedups, args.repeat, args.bisect = [2.0], args.repeat or 5, min(args.bisect, 4)
@@ -217,11 +220,17 @@ def has_peer() -> bool:
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    if args.verbose:
+        logging.getLogger("structprune.pruner.latency_target").setLevel(logging.INFO)
+        logging.getLogger("structprune.latency").setLevel(logging.INFO)
+        logging.getLogger("structprune.pruner.target").setLevel(logging.INFO)
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     torch.set_num_threads(args.threads)
     device_name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else \
         f"CPU ({args.threads} threads)"
     meta = {"device": args.device, "device_name": device_name, "dtype": args.dtype, "threads": args.threads,
-            "repeat": args.repeat, "torch": torch.__version__, "quick": args.quick}
+            "repeat": args.repeat, "torch": torch.__version__, "quick": args.quick,
+            "cudnn_benchmark": args.cudnn_benchmark}
     peer = has_peer() and not args.no_peer
     rows: list[dict[str, Any]] = []
     start = time.perf_counter()
