@@ -8,7 +8,8 @@ takes the fraction ``n / units`` of every dimension the group covers in each of 
 estimate is ``sum over modules of share x (1 - prod over the module's pruned dims of (1 - fraction))``
 (a depthwise or grouped conv, pruned on both sides at once, loses the fraction once).  Shrinking
 both sides of a layer by a lot is over-estimated (linear in each side), which errs on the safe
-side; ops outside any pruned layer (an attention product inside a parent module) are not counted.
+side.  Work a parent module does itself between its children (an attention product) goes with
+the groups that narrow two or more of its children's outputs (whole heads: query, key, value).
 
 Example::
 
@@ -62,6 +63,7 @@ class StepCosts:
     def __init__(self, graph: DependencyGraph, shares: dict[int, float]):
         self.graph, self.shares = graph, shares
         self._dims: dict[int, list[tuple[nn.Module, float]]] = {}
+        self._parent_map: dict[int, nn.Module] | None = None
 
     def fraction(self, counts: dict[GroupRecord, int]) -> float:
         """The fraction of the count that removing ``counts[record]`` current units of each group
@@ -90,13 +92,38 @@ class StepCosts:
             mask = torch.zeros_like(self.graph.dead)
             if group.units:
                 mask[torch.tensor(group.units, dtype=torch.long)] = True
-            dims = []
+            dims, outputs = [], {}
             for target in group.member_targets():
-                if id(target.module) not in self.shares:
+                counted = id(target.module) in self.shares
+                if not counted and not (target.dim == "out" and id(target.module) in self._parents):
                     continue
                 alive = target.alive_count(self.graph.dead)
                 if alive and group.units:
-                    touched = target.removal_count(self.graph.dead, mask)
-                    dims.append((target.module, touched / alive / len(group.units)))
+                    per_unit = target.removal_count(self.graph.dead, mask) / alive / len(group.units)
+                    if counted:
+                        dims.append((target.module, per_unit))
+                    if target.dim == "out" and id(target.module) in self._parents:
+                        outputs.setdefault(id(self._parents[id(target.module)]), []).append(per_unit)
+            dims.extend(self._parent_work(outputs))
             self._dims[key] = dims
         return self._dims[key]
+
+    def _parent_work(self, outputs: dict[int, list[float]]) -> list[tuple[nn.Module, float]]:
+        """The work a parent module does itself between its children (the attention product of an
+        attention block: ``softmax(q k^T) v``), for a group that narrows the outputs of two or more
+        of its children (query, key, value: whole heads), by the largest of their fractions.  A
+        group narrowing one child's output (the block's output projection, the hidden size) leaves
+        that work as it is.  At 2048 tokens a Llama's attention products are a quarter of its MACs."""
+        parents = {id(parent): parent for parent in self._parents.values()}
+        return [(parents[key], max(fractions)) for key, fractions in outputs.items()
+                if len(fractions) >= 2 and key in self.shares]
+
+    @property
+    def _parents(self) -> dict[int, nn.Module]:
+        """``{id(child): parent}`` for the children of modules with a share of their own."""
+        if self._parent_map is None:
+            model = self.graph.model
+            self._parent_map = {} if model is None else {
+                id(child): module for module in model.modules() if id(module) in self.shares
+                for child in module.children()}
+        return self._parent_map
