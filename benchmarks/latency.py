@@ -5,6 +5,8 @@ For each model (see ``benchmarks/latency_models.py`` for the sizes) and each ``-
 * structprune ``speedup=S`` (MACs, the default ``measure``);
 * structprune ``speedup=S, measure="latency"`` on ``--device`` in ``--dtype`` at the model's batch
   size (its per-layer latency table is built once per layer shape and cached on disk);
+* with ``--ranked``, structprune ``speedup=S, global_pruning=True, latency_ranking=True``: the MAC
+  target, units ranked by importance per millisecond they cost on the device (HALP-style);
 * Torch-Pruning (when installed and it runs): it has no speed-up target, so its ``pruning_ratio``
   is bisected until its own MAC counter shows base / S MACs, as ``benchmarks/accuracy.py`` does.
 
@@ -82,6 +84,9 @@ class Bench:
         # Both rows plan for the device and dtype the model is timed in (kernel-friendly widths:
         # 64 for bf16 on CUDA), as a user pruning for that deployment would ask.
         options: dict[str, Any] = {"speedup": speedup, "device": p.device, "dtype": p.dtype}
+        if measure == "macs-ranked":  # the MAC target, units ranked globally per millisecond on the device
+            options.update(global_pruning=True, latency_ranking=True, batch_size=p.batch_size,
+                           channels_last=p.channels_last)
         if measure == "latency":
             options.update(measure="latency", batch_size=p.batch_size, channels_last=p.channels_last,
                            latency_repeat=self.args.repeat)
@@ -153,6 +158,9 @@ class Bench:
         for s in speedups:
             yield self.row("structprune", f"speedup={s:g}", s, lambda: self.structprune(s, "macs"))
             yield self.row("structprune", f"speedup={s:g}, measure=latency", s, lambda: self.structprune(s, "latency"))
+            if self.args.ranked:
+                yield self.row("structprune", f"speedup={s:g}, global, latency_ranking", s,
+                               lambda: self.structprune(s, "macs-ranked"))
             if peer:
                 yield self.row(PEER, "pruning_ratio to the same MACs", s, lambda: self.peer(s))
 
@@ -198,6 +206,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="speedup 2 only, 5 runs, 4 bisection rounds")
     parser.add_argument("--out", type=Path, help="output stem (default results/latency[_<device>])")
     parser.add_argument("--verbose", action="store_true", help="log the latency search's checks (INFO)")
+    parser.add_argument("--ranked", action="store_true",
+                        help="also the MAC target with global ranking per millisecond (latency_ranking=True)")
     parser.add_argument("--cudnn-benchmark", action="store_true",
                         help="let cuDNN time its algorithms per shape (torch.backends.cudnn.benchmark) everywhere")
     args = parser.parse_args(argv)

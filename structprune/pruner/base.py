@@ -119,6 +119,10 @@ class BasePruner(PrunerCompat):
         self.config_notes = config_limits.notes
         self.current_step = 0
         has_target = self.options.has_target or self.latency_options.target_latency is not None
+        if self.latency_options.latency_ranking and not has_target:
+            raise ValueError("structprune.pruner: latency_ranking=True ranks units for a target (speedup=, "
+                             "target_macs=, target_params= or target_latency=), not for a fixed pruning_ratio: "
+                             "give a target, or drop latency_ranking")
         self._target = self._make_target_search() if has_target else None
         logger.info("%s: %d prunable groups", type(self).__name__, len(self.records))
 
@@ -144,6 +148,9 @@ class BasePruner(PrunerCompat):
         if self.latency_options.by_latency:
             from structprune.pruner.latency_target import LatencyTargetSearch
             return LatencyTargetSearch(self)
+        if self.latency_options.latency_ranking:
+            from structprune.pruner.latency_ranking import LatencyRankedMacSearch
+            return LatencyRankedMacSearch(self)
         from structprune.pruner.target import TargetSearch
         return TargetSearch(self)
 

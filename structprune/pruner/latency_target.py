@@ -30,11 +30,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import torch
 
 from structprune.group import Group
-from structprune.pruner.shapes import group_round_to
+from structprune.pruner.latency_ranking import LatencyRanking, build_latency_model
 from structprune.pruner.target import TargetSearch
 
 if TYPE_CHECKING:
-    from structprune.latency.estimate import LatencyModel
     from structprune.pruner.base import BasePruner
 
 logger = logging.getLogger(__name__)
@@ -105,12 +104,13 @@ class LatencyOptions:
         return Placement(self.device, self.dtype, self.batch_size, self.channels_last)
 
 
-class LatencyTargetSearch(TargetSearch):
-    """:class:`TargetSearch` on estimated milliseconds, verified by timing after the last step."""
+class LatencyTargetSearch(LatencyRanking, TargetSearch):
+    """:class:`TargetSearch` on estimated milliseconds, verified by timing after the last step
+    (with ``latency_ranking``, units are scored per millisecond: :class:`LatencyRanking`)."""
 
     def __init__(self, pruner: "BasePruner"):
         self.latency_options = opts = pruner.latency_options
-        self.latency = opts.latency_model or self._build_model(pruner)
+        self.latency = opts.latency_model or build_latency_model(pruner)
         self.original = self._keep_original(pruner) if opts.verify_latency else None
         if pruner.options.speedup is None and pruner.options.target_macs is None:
             pruner.options.speedup = max(1.0, self.latency.full_ms / opts.target_latency)
@@ -132,33 +132,6 @@ class LatencyTargetSearch(TargetSearch):
         total = self.measure()
         return {id(layer.module): self.latency.layer_ms(layer, layer.widths()) * layer.calls / total
                 for layer in getattr(self.latency, "layers", ())}
-
-    def groups(self, step: int) -> Iterator[Group]:
-        """As :meth:`TargetSearch.groups`; with ``latency_ranking`` every unit's score is divided
-        by the time it costs (HALP), so that under global pruning costly units go first."""
-        if not self.latency_options.latency_ranking:
-            yield from super().groups(step)
-            return
-        pruner, fresh = self.pruner, self.pruner.estimate_importance
-
-        def per_millisecond(group: Group):
-            scores = fresh(group)
-            return None if scores is None else scores / self.unit_cost(group)
-
-        pruner.estimate_importance = per_millisecond
-        try:
-            yield from super().groups(step)
-        finally:
-            pruner.__dict__.pop("estimate_importance", None)
-
-    def unit_cost(self, group: Group) -> float:
-        """Estimated milliseconds one unit of ``group`` costs in every layer it spans (from a removal
-        of an eighth of the group, so that rounding of the widths does not hide it)."""
-        units = max(1, len(group.units))
-        removed = max(1, units // 8)
-        saved = sum(self.latency.saved_ms(dep.target.module, getattr(dep.target, "dim", ""), removed / units)
-                    for dep, _ in group if dep.target.module is not None)
-        return max(saved / removed, 1e-9)
 
     def _rounds(self, step: int) -> Iterator[Group]:
         if step != self.pruner.options.iterative_steps or self.original is None:
@@ -332,31 +305,3 @@ class LatencyTargetSearch(TargetSearch):
         placement = pruner.latency_options.placement()
         placed = placement.model(pruner.model)
         return copy.deepcopy(placed) if placed is pruner.model else placed
-
-    @staticmethod
-    def _build_model(pruner: "BasePruner") -> "LatencyModel":
-        from structprune.latency.estimate import LatencyModel
-
-        opts = pruner.latency_options
-        progress = opts.latency_progress or _tqdm("latency table")
-        return LatencyModel(pruner.model, pruner.example_inputs, opts.placement(), run_fn=pruner.forward_fn,
-                            progress=progress, multiple=_width_multiple(pruner))
-
-
-def _width_multiple(pruner: "BasePruner") -> Callable[[int], int] | None:
-    """The multiple the pruner keeps a layer of a given full width at (its ``round_to``), so the
-    latency sweep times only widths the pruner can produce."""
-    step, per_layer = pruner.options.round_to, pruner.options.kernel_friendly
-    if not step or step <= 1:
-        return None
-    if per_layer:
-        return lambda full: group_round_to(step, full, "channel") or 1
-    return lambda full: step
-
-
-def _tqdm(desc: str) -> Callable | None:
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return lambda items: tqdm(items, desc=desc, leave=False, disable=None)  # None: shown on a terminal only

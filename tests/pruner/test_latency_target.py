@@ -254,3 +254,33 @@ def test_latency_ranking_prunes_costly_layers_harder(tmp_path):
         kept[ranking] = (model[0].out_channels, model[5].out_channels)
         assert model(x).shape == (1, 10)
     assert kept[True][0] < kept[False][0] and kept[True][1] > kept[False][1]
+
+
+def test_a_mac_target_ranked_per_millisecond_saves_more_time_for_the_same_macs(tmp_path):
+    """``measure="macs"`` with ``latency_ranking``: the MAC target lands as without ranking, and
+    the full-resolution layer (16 times the time per channel) loses more, so the estimated latency
+    of the result is lower than plain global ranking's at the same MACs."""
+    from structprune.utils import count_ops_and_params
+
+    results = {}
+    for ranking in (False, True):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+                              nn.MaxPool2d(4), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                              nn.Linear(512, 10))
+        x = torch.randn(1, 3, 16, 16)
+        base = count_ops_and_params(model, x)[0]
+        latency = fake_latency(model, x, tmp_path)
+        before = latency.estimate()
+        MagnitudePruner(model, x, speedup=2.0, latency_model=latency, global_pruning=True, latency_ranking=ranking,
+                        ignored_layers=[model[8]], round_to=1).step()
+        macs = count_ops_and_params(model, x)[0]
+        assert abs(macs - base / 2) <= 0.05 * base / 2
+        assert model(x).shape == (1, 10)
+        results[ranking] = before / latency.estimate()
+    assert results[True] > results[False]
+
+
+def test_latency_ranking_without_a_target_is_refused():
+    with pytest.raises(ValueError, match="latency_ranking"):
+        MagnitudePruner(cnn(), torch.randn(1, 3, 8, 8), pruning_ratio=0.3, latency_ranking=True)
