@@ -20,7 +20,7 @@ from structprune.pruner.heads import HeadCounts
 from structprune.pruner.latency_target import LatencyOptions
 from structprune.pruner.options import build_options
 from structprune.pruner.selection import Limits, global_removals, lowest
-from structprune.pruner.shapes import group_round_to, resolve_round_to
+from structprune.pruner.shapes import group_round_to, head_step, resolve_round_to
 from structprune.targets import TensorState
 from structprune.trace.gc_pause import gc_paused, paused_gc
 
@@ -317,7 +317,10 @@ class BasePruner(PrunerCompat):
 
     def _limits(self, record: GroupRecord) -> Limits:
         o = self.options
-        if record.kind == "head" or not o.round_to:
+        if record.kind == "head":
+            step = head_step(record.modules, record.initial_units) if o.kernel_friendly else None
+            return Limits(o.max_pruning_ratio, step, nearest=o.has_target) if step else Limits(o.max_pruning_ratio)
+        if not o.round_to:
             return Limits(o.max_pruning_ratio)
         step = group_round_to(o.round_to, record.initial_units, record.kind) if o.kernel_friendly else o.round_to
         return Limits(o.max_pruning_ratio, step, nearest=o.has_target)

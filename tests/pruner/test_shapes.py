@@ -117,6 +117,30 @@ def test_torchvision_style_attention_loses_whole_heads():
     assert model(x).shape == (2, 10)
 
 
+@pytest.mark.parametrize("speedup", [1.3, 1.6, 2.0, 2.5])
+def test_multihead_attention_keeps_an_even_head_count(speedup):
+    """PyTorch's fused inference path of nn.MultiheadAttention refuses odd head counts: under a
+    target (kernel-friendly widths) heads go two at a time, and the pruned model runs that path."""
+    torch.manual_seed(0)
+
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Linear(12, 128)
+            self.attn = nn.MultiheadAttention(128, 8, batch_first=True)
+            self.fc1, self.fc2, self.head = nn.Linear(128, 256), nn.Linear(256, 128), nn.Linear(128, 10)
+
+        def forward(self, x):
+            h = self.embed(x)
+            h = h + self.attn(h, h, h, need_weights=False)[0]
+            return self.head((h + self.fc2(torch.relu(self.fc1(h)))).mean(1))
+
+    model, x = Encoder().eval(), vit_inputs()
+    tp.pruner.MagnitudePruner(model, x, speedup=speedup, ignored_layers=[model.head]).step()
+    assert model.attn.num_heads % 2 == 0 and model.attn.embed_dim % model.attn.num_heads == 0
+    assert model(x).shape == (2, 10)
+
+
 @pytest.mark.parametrize("speedup", [1.5, 2.0, 3.0])
 @pytest.mark.parametrize("make", ["convnet", "vit"])
 def test_speedup_lands_within_five_percent(make, speedup):
