@@ -104,7 +104,7 @@ class BasePruner(PrunerCompat):
             root_module_types=root_module_types, num_heads=num_heads, prune_num_heads=prune_num_heads,
             prune_head_dims=prune_head_dims, head_pruning_ratio=head_pruning_ratio,
             head_pruning_ratio_dict=head_pruning_ratio_dict, target_macs=target_macs, target_params=target_params,
-            speedup=speedup, **kwargs)
+            speedup=speedup, target_latency=self.latency_options.target_latency, **kwargs)
         self.options.round_to, self.options.kernel_friendly = resolve_round_to(
             self.options.round_to, model, self.options.device, self.options.dtype)
         config_limits = apply_config_limits(model, self.options) if keep_config_expressible else ConfigLimits()
@@ -113,6 +113,7 @@ class BasePruner(PrunerCompat):
             model, example_inputs, forward_fn=forward_fn, output_transform=output_transform,
             unwrapped_parameters=unwrapped_parameters, customized_pruners=customized_pruners)
         self.records = config_limits.settle(find_groups(self.DG, self.options))
+        self.tie = config_limits.tie  # groups a target search moves together (pruner/ties.py)
         self._head_counts = HeadCounts(num_heads, self.records)
         self.gqa = GqaPlan(find_gqa_pairs(self.DG, self.records), self.options.gqa, self._head_ratio,
                            Limits(self.options.max_pruning_ratio))
@@ -239,6 +240,14 @@ class BasePruner(PrunerCompat):
                 counts[record] = n
         return counts, pooled
 
+    def tied(self, counts: dict[GroupRecord, int]) -> dict[GroupRecord, int]:
+        """``counts`` completed with what must go along so that the model's config still describes
+        it (:class:`~.ties.Ties`: the same step in every layer where the config has one width per
+        kind of layer, and the hidden channels that go with whole heads where it derives the head
+        size as hidden / heads); ``counts`` itself when nothing is tied.  The target search
+        estimates and prunes what this returns."""
+        return counts if self.tie is None else self.tie.apply(counts, self.current_units)
+
     def current_units(self, record: GroupRecord) -> int:
         """How many units ``record``'s group has now (``len(record.group(DG).units)``, kept until
         the model is pruned again: a target search asks for every group at many ratios)."""
@@ -293,6 +302,8 @@ class BasePruner(PrunerCompat):
                     r = o.scheduled(self.gqa.ratio(record, self._head_ratio), self.current_step)
             elif record.kind == "head_dim" and not o.prune_head_dims:
                 continue
+            elif self.tie is not None and id(record) in self.tie.follower_ids:
+                continue  # moves with the heads (tied)
             else:
                 fixed = self._dict_ratio(record, o.pruning_ratio_dict, None)
                 r = ratio if fixed is None else o.scheduled(fixed, self.current_step)

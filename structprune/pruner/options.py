@@ -56,12 +56,13 @@ class PruningOptions:
     target_macs: float | None = None
     target_params: float | None = None
     speedup: float | None = None
+    target_latency: float | None = None  # ms; the latency search (pruner/latency_target.py) reads its own copy
     device: Any = None  # where the pruned model will run (kernel-friendly widths); None: the model's
     dtype: Any = None
 
     @property
     def has_target(self) -> bool:
-        return any(v is not None for v in (self.target_macs, self.target_params, self.speedup))
+        return any(v is not None for v in (self.target_macs, self.target_params, self.speedup, self.target_latency))
 
     def scheduled(self, ratio: float, step: int) -> float:
         """The ratio to reach after ``step`` of ``iterative_steps`` steps."""
@@ -135,6 +136,7 @@ def build_options(**kwargs: Any) -> PruningOptions:
         gqa=check_gqa_mode(kw.pop("gqa", None) or "auto"),
         target_macs=kw.pop("target_macs", None), target_params=kw.pop("target_params", None),
         speedup=kw.pop("speedup", None), device=kw.pop("device", None), dtype=kw.pop("dtype", None),
+        target_latency=kw.pop("target_latency", None),
     )
     if options.speedup is not None and options.speedup < 1.0:
         raise ValueError(f"speedup={options.speedup} must be at least 1.0")

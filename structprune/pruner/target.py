@@ -18,7 +18,10 @@ steps allow one to land there, else the nearer side):
   is taken when that is nearer than stopping.
 
 Every unit keeps the score it was first given in the step (:meth:`TargetSearch.scores_frozen`), and
-the count is read by :meth:`TargetSearch.measure` only (the one place a metric plugs in).
+the count is read by :meth:`TargetSearch.measure` only (the one place a metric plugs in).  Groups
+that must move together (:meth:`BasePruner.tied`: a BERT-style config's heads and hidden size) are
+estimated and pruned as one: a step of one head group is a step of all of them, with its share of
+the hidden size.
 """
 
 from __future__ import annotations
@@ -143,6 +146,7 @@ class TargetSearch:
                 if coarse and self.ratio < self.limit:
                     continue  # a flat stretch: no group shrinks yet at this ratio
                 break
+            counts = self.pruner.tied(counts)
             estimate = current * self.scale * costs.fraction(counts)
             yield from self.pruner.groups_removing(counts)
             measured = self.measure()
@@ -160,7 +164,7 @@ class TargetSearch:
         proposal = min(self.limit, self.next_ratio(current, goal, previous))
         for _ in range(_HALVINGS + 1):
             counts = self._removals(proposal)
-            if current * (1 - self.scale * costs.fraction(counts)) > goal:
+            if current * (1 - self.scale * costs.fraction(self.pruner.tied(counts))) > goal:
                 self.ratio = proposal
                 return counts
             if proposal - self.ratio < 4 * _PROBE:
@@ -175,7 +179,7 @@ class TargetSearch:
         lower, taken = goal * (1 - _FIT), {}
 
         def after(counts: dict[GroupRecord, int]) -> float:
-            return current * (1 - self.scale * costs.fraction(counts))
+            return current * (1 - self.scale * costs.fraction(self.pruner.tied(counts)))
 
         while after(taken) > goal and self.ratio < self.limit:
             self.ratio = min(self.limit, self.ratio + _PROBE)
