@@ -31,10 +31,10 @@ class MagnitudeImportance(SliceImportance):
         self.p = p
 
     def element_scores(self, s: UnitSlice) -> torch.Tensor:
-        rows = s.rows().float()
+        rows, owned = s.float_rows()  # a copy of its own is squared in place (bf16 LLM weights)
         if self.p == 2:
-            return rows.square().sum(1)
-        return rows.abs().pow(self.p).sum(1)
+            return (rows.square_() if owned else rows.square()).sum(1)
+        return (rows.abs_() if owned else rows.abs()).pow_(self.p).sum(1)
 
 
 @register_importance("group_norm")
