@@ -41,15 +41,6 @@ class UnitSlice:
         t = self.tensor if tensor is None else tensor
         return t.detach().movedim(self.axis % t.ndim, 0).reshape(t.shape[self.axis % t.ndim], -1)
 
-    def float_rows(self) -> tuple[torch.Tensor, bool]:
-        """``(rows().float(), owned)``: ``owned`` when that matrix is a new tensor (a converted
-        or reshaped copy, not a view of the parameter) that the caller may change in place,
-        saving a second full-size temporary (bf16 LLM weights: gigabytes per step)."""
-        rows = self.rows()
-        if rows.dtype != torch.float32:
-            return rows.float(), True  # same strides as the view: same reductions as before
-        return rows, rows.untyped_storage().data_ptr() != self.tensor.untyped_storage().data_ptr()
-
     @property
     def grad(self) -> torch.Tensor | None:
         return self.tensor.grad
