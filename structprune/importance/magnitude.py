@@ -6,7 +6,9 @@ from typing import Callable, Sequence
 
 import torch
 
+from structprune.group import Group
 from structprune.importance.base import SliceImportance, register_importance
+from structprune.importance.scratch import float_rows, reused_float_buffer
 from structprune.importance.slices import UnitSlice
 
 
@@ -30,11 +32,15 @@ class MagnitudeImportance(SliceImportance):
         super().__init__(group_reduction, normalizer, bias, target_types)
         self.p = p
 
+    def __call__(self, group: Group, **kwargs) -> torch.Tensor | None:
+        with reused_float_buffer():  # one float32 buffer for the group's large bf16 slices
+            return super().__call__(group, **kwargs)
+
     def element_scores(self, s: UnitSlice) -> torch.Tensor:
-        rows = s.rows().float()
+        rows, owned = float_rows(s)  # a copy of its own is squared in place (bf16 LLM weights)
         if self.p == 2:
-            return rows.square().sum(1)
-        return rows.abs().pow(self.p).sum(1)
+            return (rows.square_() if owned else rows.square()).sum(1)
+        return (rows.abs_() if owned else rows.abs()).pow_(self.p).sum(1)
 
 
 @register_importance("group_norm")

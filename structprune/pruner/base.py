@@ -13,6 +13,7 @@ from structprune.compat import PrunerCompat
 from structprune.graph import DependencyGraph
 from structprune.group import Group
 from structprune.importance import Importance, MagnitudeImportance
+from structprune.importance.scratch import reused_float_buffer
 from structprune.pruner.config_limits import ConfigLimits, apply_config_limits
 from structprune.pruner.gqa import GqaPlan, find_gqa_pairs
 from structprune.pruner.groups import GroupRecord, find_groups
@@ -163,7 +164,7 @@ class BasePruner(PrunerCompat):
         groups = self._next_step()
         if interactive:
             return self._then_recount(groups)
-        with paused_gc():
+        with paused_gc(), reused_float_buffer():  # one float32 scoring buffer for the whole step
             for group in groups:
                 self._prune(group)
         self._head_counts.refresh(self.DG)

@@ -1,5 +1,5 @@
-"""Output tensors of convolutions and adaptive average pooling on ``meta`` operands, made from
-their shapes alone.
+"""Output tensors of convolutions, adaptive average pooling and scaled dot-product attention
+on ``meta`` operands, made from their shapes alone.
 
 Torch's meta kernels for these ops run Python (``meta_conv``: ~0.1-0.2 ms a call; adaptive
 average pooling to 1x1 runs the ``mean`` reference: ~1.5 ms a call), a large part of tracing a
@@ -100,3 +100,37 @@ def pool_output(name: str, args: tuple, kwargs: dict) -> torch.Tensor | None:
     if min(spatial) < 1:
         return None
     return torch.empty((*x.shape[:-d], *spatial), dtype=x.dtype, device="meta")
+
+
+_SDPA_ARGS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+
+
+def attention_output(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """The output of ``scaled_dot_product_attention`` on 4-D ``meta`` q / k / v of one dtype
+    (``(B, H, L, Ev)``, contiguous, as the kernel's math path makes it), or ``None``.  The
+    kernel builds the whole score matrix, a causal mask and a softmax in Python references
+    (~10 ms a call): an LLM layer's largest tracing cost."""
+    b = _bind(_SDPA_ARGS, args, kwargs)
+    if b is None or not {"query", "key", "value"} <= set(b):
+        return None
+    q, k, v, mask = b["query"], b["key"], b["value"], b.get("attn_mask")
+    if not all(_meta_operand(t, q.dtype) and t.ndim == 4 and t.numel() for t in (q, k, v)):
+        return None
+    heads_ok = q.shape[1] == k.shape[1] or (b.get("enable_gqa") is True and q.shape[1] % k.shape[1] == 0)
+    if not heads_ok or q.shape[0] != k.shape[0] or k.shape[:3] != v.shape[:3] or q.shape[3] != k.shape[3]:
+        return None
+    if b.get("dropout_p", 0.0) not in (0, 0.0) or not isinstance(b.get("is_causal", False), bool) \
+            or not isinstance(b.get("enable_gqa", False), bool) or not isinstance(b.get("scale"), (float, type(None))):
+        return None
+    if mask is not None and not _plain_mask(mask, q, k, b.get("is_causal", False)):
+        return None
+    return torch.empty((q.shape[0], q.shape[1], q.shape[2], v.shape[3]), dtype=q.dtype, device="meta")
+
+
+def _plain_mask(mask: Any, q: torch.Tensor, k: torch.Tensor, is_causal: bool) -> bool:
+    """A boolean or same-dtype ``meta`` mask that broadcasts to the scores ``(B, H, L, S)``."""
+    if is_causal or not isinstance(mask, torch.Tensor) or not mask.is_meta or mask.ndim > 4 \
+            or mask.dtype not in (torch.bool, q.dtype):
+        return False
+    scores = (q.shape[0], q.shape[1], q.shape[2], k.shape[2])
+    return all(m in (1, s) for m, s in zip(mask.shape[::-1], scores[::-1]))
