@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -80,7 +81,7 @@ def _repeated_classes(rows: torch.Tensor, cache: dict | None, target: Target) ->
     ``cache`` per target for one :func:`find_groups` (its rows do not change there)."""
     found = cache.get(id(target)) if cache is not None else None
     if found is None:
-        values, counts = torch.unique(rows, return_counts=True)
+        values, counts = np.unique(rows.numpy(), return_counts=True)
         found = set(values[counts > 1].tolist())
         if cache is not None:
             cache[id(target)] = found
