@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -48,10 +49,10 @@ class UnitSlice:
 
 def unit_positions(group: Group) -> torch.Tensor:
     """Lookup from class id to position in ``group.units`` (``-1`` for other classes)."""
-    lookup = torch.full((len(group.graph.dead),), -1, dtype=torch.long)
+    lookup = np.full(len(group.graph.dead), -1, dtype=np.int64)
     if group.units:
-        lookup[torch.tensor(group.units, dtype=torch.long)] = torch.arange(len(group.units))
-    return lookup
+        lookup[np.asarray(group.units, dtype=np.int64)] = np.arange(len(group.units), dtype=np.int64)
+    return torch.from_numpy(lookup)
 
 
 def ordered_members(group: Group) -> list[Target]:
@@ -76,7 +77,7 @@ def group_slices(group: Group) -> list[UnitSlice]:
                 continue
             if positions is None:
                 positions = _positions(target, lookup, group.graph.dead)
-                if not bool((positions >= 0).any()):
+                if not (positions.numpy() >= 0).any():
                     break  # none of the group's units runs along this target
             if tensor.shape[axis] != positions.shape[0]:
                 logger.debug("skipping %s.%s axis %d for scoring: %d entries, %d channels", target.name,
@@ -89,21 +90,22 @@ def group_slices(group: Group) -> list[UnitSlice]:
 
 def _positions(target: Target, lookup: torch.Tensor, dead: torch.Tensor) -> torch.Tensor:
     """For each alive element of ``target`` and each of its classes, the unit position (or -1)."""
-    rows = target.classes[target.alive_rows(dead)]
+    rows, table = target.alive_classes(dead).numpy(), lookup.numpy()  # numpy: small tables, cheap calls
     if target.unpadded():  # no -1 to keep
-        return lookup[rows]
-    return torch.where(rows >= 0, lookup[rows.clamp(min=0)], torch.full_like(rows, -1))
+        return torch.from_numpy(table[rows])
+    return torch.from_numpy(np.where(rows >= 0, table[np.maximum(rows, 0)], -1))
 
 
 def unit_layout(s: UnitSlice) -> tuple[torch.Tensor | None, torch.Tensor]:
     """``(element_index, units)``: the element behind each (element, unit) pair of ``s`` and that
     unit's position, in element order (``element_index`` is ``None`` when it is every element
     once, in order: one unit per element)."""
-    mask = s.element_units >= 0
-    if s.element_units.shape[1] == 1 and bool(mask.all()):
+    units = s.element_units.numpy()
+    mask = units >= 0
+    if units.shape[1] == 1 and mask.all():
         return None, s.element_units[:, 0]
-    element_index = torch.arange(s.num_elements).unsqueeze(1).expand_as(s.element_units)[mask]
-    return element_index, s.element_units[mask]
+    element_index = np.broadcast_to(np.arange(units.shape[0], dtype=np.int64).reshape(-1, 1), units.shape)[mask]
+    return torch.from_numpy(element_index), torch.from_numpy(units[mask])
 
 
 def scatter_rows(values: list[torch.Tensor], units: list[torch.Tensor], num_units: int
