@@ -63,7 +63,7 @@ def ordered_members(group: Group) -> list[Target]:
 
 def group_slices(group: Group) -> list[UnitSlice]:
     """Every parameter slice the group removes elements from (each (tensor, axis) once)."""
-    lookup = unit_positions(group)
+    lookup = _sorted_units(group)
     seen: set[tuple[int, int]] = set()
     slices = []
     for target in ordered_members(group):
@@ -88,12 +88,22 @@ def group_slices(group: Group) -> list[UnitSlice]:
     return slices
 
 
-def _positions(target: Target, lookup: torch.Tensor, dead: torch.Tensor) -> torch.Tensor:
+def _sorted_units(group: Group) -> tuple[np.ndarray, np.ndarray]:
+    """``(sorted unit classes, their positions in group.units)``: :func:`unit_positions` by
+    binary search, without a lookup table as long as the class count (~75k on a MobileNet)."""
+    units = np.asarray(group.units, dtype=np.int64)
+    order = np.argsort(units, kind="stable")
+    return units[order], order
+
+
+def _positions(target: Target, lookup: tuple[np.ndarray, np.ndarray], dead: torch.Tensor) -> torch.Tensor:
     """For each alive element of ``target`` and each of its classes, the unit position (or -1)."""
-    rows, table = target.alive_classes(dead).numpy(), lookup.numpy()  # numpy: small tables, cheap calls
-    if target.unpadded():  # no -1 to keep
-        return torch.from_numpy(table[rows])
-    return torch.from_numpy(np.where(rows >= 0, table[np.maximum(rows, 0)], -1))
+    rows = target.alive_classes(dead).numpy()  # numpy: small tables, cheap calls
+    units, order = lookup
+    if not len(units):
+        return torch.from_numpy(np.full(rows.shape, -1, dtype=np.int64))
+    at = np.minimum(np.searchsorted(units, rows), len(units) - 1)
+    return torch.from_numpy(np.where(units[at] == rows, order[at], -1))  # -1 pads are no unit
 
 
 def unit_layout(s: UnitSlice) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -104,6 +114,8 @@ def unit_layout(s: UnitSlice) -> tuple[torch.Tensor | None, torch.Tensor]:
     mask = units >= 0
     if units.shape[1] == 1 and mask.all():
         return None, s.element_units[:, 0]
+    if (np.count_nonzero(mask, axis=1) == 1).all():  # one unit per element (a depthwise conv's
+        return None, torch.from_numpy(units[mask])    # out dim: its per-group column is no unit)
     element_index = np.broadcast_to(np.arange(units.shape[0], dtype=np.int64).reshape(-1, 1), units.shape)[mask]
     return torch.from_numpy(element_index), torch.from_numpy(units[mask])
 
@@ -112,13 +124,14 @@ def scatter_rows(values: list[torch.Tensor], units: list[torch.Tensor], num_unit
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sum ``values[d]`` into the units ``units[d]`` of row ``d``; returns ``(scores, present)``,
     both ``(len(values), num_units)`` (each row as :func:`scatter_to_units` makes it)."""
-    lengths = torch.tensor([len(u) for u in units])
-    offsets = torch.arange(len(units)).mul_(num_units).repeat_interleave(lengths)
-    index = torch.cat(units).add_(offsets)
+    lengths = [len(u) for u in units]
+    index = np.concatenate([u.numpy() for u in units])
+    index += np.repeat(np.arange(len(units), dtype=np.int64) * num_units, lengths)
     size = len(units) * num_units
-    scores = torch.zeros(size, dtype=torch.float32).index_add_(0, index, torch.cat(values))
-    present = torch.zeros(size, dtype=torch.bool)
+    scores = torch.zeros(size, dtype=torch.float32).index_add_(0, torch.from_numpy(index), torch.cat(values))
+    present = np.zeros(size, dtype=bool)
     present[index] = True
+    present = torch.from_numpy(present)
     return scores.view(len(units), num_units), present.view(len(units), num_units)
 
 

@@ -78,14 +78,15 @@ def unit_kind(graph: DependencyGraph, group: Group, num_heads: dict[int, int], r
 
 def _repeated_classes(rows: torch.Tensor, cache: dict | None, target: Target) -> set[int]:
     """Classes that occur more than once in ``rows`` (a superset of those in two rows), kept in
-    ``cache`` per target for one :func:`find_groups` (its rows do not change there)."""
-    found = cache.get(id(target)) if cache is not None else None
-    if found is None:
+    ``cache`` for one :func:`find_groups` (rows do not change there), per rows tensor: targets
+    whose dims solved alike share one classes table."""
+    found = cache.get(id(rows)) if cache is not None else None
+    if found is None or found[0] is not rows:
         values, counts = np.unique(rows.numpy(), return_counts=True)
-        found = set(values[counts > 1].tolist())
+        found = (rows, set(values[counts > 1].tolist()))
         if cache is not None:
-            cache[id(target)] = found
-    return found
+            cache[id(rows)] = found
+    return found[1]
 
 
 def _member(values: torch.Tensor, sorted_units: torch.Tensor) -> torch.Tensor:
