@@ -74,7 +74,7 @@ class Target:
         """``classes[alive_rows(dead)]``, kept alike (shared: callers must not modify it)."""
         entry = self._alive_entry(dead)
         if entry[5] is None:
-            entry[5] = self.classes[self.alive_rows(dead)]
+            entry[5] = torch.from_numpy(self._layout()[3][entry[4]])  # numpy's row mask: a copy, as torch's
         return entry[5]
 
     def _alive_entry(self, dead: torch.Tensor) -> list:
