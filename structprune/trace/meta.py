@@ -28,7 +28,7 @@ from typing import Any, Iterator
 import torch
 import torch.nn as nn
 
-from structprune.trace.meta_shapes import CONV_DIMS, POOL_DIMS, conv_output, pool_output
+from structprune.trace.meta_shapes import CONV_DIMS, POOL_DIMS, attention_output, conv_output, pool_output
 from structprune.trace.structure import flatten_tensors, map_tensors
 
 
@@ -154,6 +154,8 @@ def _shortcut(name: str, args: tuple, kwargs: dict) -> torch.Tensor | None:
         return conv_output(name, args, kwargs)
     if name in POOL_DIMS:
         return pool_output(name, args, kwargs)
+    if name == "scaled_dot_product_attention":
+        return attention_output(args, kwargs)
     if name in _LIKE_INPUT:
         position = _INPLACE_AT.get(name)
         if position is not None and kwargs.get("inplace", len(args) > position and args[position]):

@@ -100,3 +100,36 @@ def pool_output(name: str, args: tuple, kwargs: dict) -> torch.Tensor | None:
     if min(spatial) < 1:
         return None
     return torch.empty((*x.shape[:-d], *spatial), dtype=x.dtype, device="meta")
+
+
+_ATTENTION_ARGS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+
+
+def attention_output(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """The output of ``scaled_dot_product_attention`` on ``meta`` q/k/v of one dtype and equal
+    batch and head dims (no GQA broadcast), with no mask or a bool / same-dtype mask that
+    broadcasts to the scores, or ``None``.  Its meta kernel runs the math path in Python
+    (2-15 ms a call: most of tracing a BERT on meta); its output is contiguous
+    ``(*query.shape[:-1], value.shape[-1])`` in the query's dtype."""
+    b = _bind(_ATTENTION_ARGS, args, kwargs)
+    if b is None or "value" not in b:
+        return None
+    q, k, v, mask = b["query"], b["key"], b["value"], b.get("attn_mask")
+    if not (_meta_operand(k, q.dtype) and _meta_operand(v, q.dtype)) or q.ndim not in (3, 4) \
+            or k.ndim != q.ndim or v.ndim != q.ndim or q.numel() == 0 or k.numel() == 0 or v.numel() == 0:
+        return None
+    if q.shape[:-2] != k.shape[:-2] or k.shape[:-2] != v.shape[:-2] or q.shape[-1] != k.shape[-1] \
+            or k.shape[-2] != v.shape[-2]:
+        return None
+    causal, dropout, scale = b.get("is_causal", False), b.get("dropout_p", 0.0), b.get("scale")
+    if causal not in (False, True) or b.get("enable_gqa", False) not in (False, True) \
+            or type(dropout) not in (int, float) or not 0 <= dropout <= 1 \
+            or (scale is not None and type(scale) not in (int, float)):
+        return None
+    if mask is not None:
+        scores = (*q.shape[:-1], k.shape[-2])
+        if causal or not isinstance(mask, torch.Tensor) or not mask.is_meta \
+                or mask.dtype not in (torch.bool, q.dtype) or mask.ndim > len(scores) \
+                or any(n not in (1, m) for n, m in zip(mask.shape[::-1], scores[::-1])):
+            return None
+    return torch.empty((*q.shape[:-1], v.shape[-1]), dtype=q.dtype, device="meta")
