@@ -6,6 +6,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -29,8 +30,8 @@ class Target:
     tensor_name: str = ""
     axis: int = 0
     groups: set[int] = field(default_factory=set)
-    _alive: tuple | None = field(default=None, init=False, repr=False)  # (weakref to dead, version, rows, count)
-    _single: tuple | None = field(default=None, init=False, repr=False)  # (classes, column or None, unpadded)
+    _alive: list | None = field(default=None, init=False, repr=False)  # see _alive_entry
+    _single: tuple | None = field(default=None, init=False, repr=False)  # see _layout
 
     @property
     def is_layer(self) -> bool:
@@ -57,55 +58,71 @@ class Target:
 
         Kept until ``dead`` changes (a pruner asks for it many times per group between prunes);
         the mask is shared, so callers must not modify it."""
-        return self._alive_entry(dead)[2]
+        entry = self._alive_entry(dead)
+        if entry[2] is None:
+            entry[2] = torch.from_numpy(entry[4])
+        return entry[2]
 
     def alive_count(self, dead: torch.Tensor) -> int:
         """How many traced elements are still present (``alive_rows(dead).sum()``, kept alike)."""
         entry = self._alive_entry(dead)
         if entry[3] is None:
-            entry[3] = int(entry[2].sum())
+            entry[3] = int(np.count_nonzero(entry[4]))
         return entry[3]
 
+    def alive_classes(self, dead: torch.Tensor) -> torch.Tensor:
+        """``classes[alive_rows(dead)]``, kept alike (shared: callers must not modify it)."""
+        entry = self._alive_entry(dead)
+        if entry[5] is None:
+            entry[5] = torch.from_numpy(self._layout()[3][entry[4]])  # numpy's row mask: a copy, as torch's
+        return entry[5]
+
     def _alive_entry(self, dead: torch.Tensor) -> list:
+        """``[weakref to dead, its version, rows (torch, lazily), count, rows (numpy), alive classes]``."""
         version, cached = version_of(dead), self._alive
         if cached is not None and version is not None and cached[0]() is dead and cached[1] == version:
             return cached
-        entry = [weakref.ref(dead), version, ~self._hits(dead), None]
+        entry = [weakref.ref(dead), version, None, None, ~self._hits(dead), None]
         self._alive = entry if version is not None else None
         return entry
 
     def removal(self, dead: torch.Tensor, remove: torch.Tensor) -> list[int]:
         """Current indices of the elements that removing classes ``remove`` (mask) takes away."""
-        alive = self.alive_rows(dead)
-        hit = self._hits(remove)[alive]
-        return torch.nonzero(hit).flatten().tolist()
+        return np.flatnonzero(self._hits(remove)[self._alive_entry(dead)[4]]).tolist()
 
     def removal_count(self, dead: torch.Tensor, remove: torch.Tensor) -> int:
         """``len(removal(dead, remove))``, without listing the indices."""
-        return int(self._hits(remove)[self.alive_rows(dead)].sum())
+        return int(np.count_nonzero(self._hits(remove)[self._alive_entry(dead)[4]]))
 
-    def _hits(self, mask: torch.Tensor) -> torch.Tensor:
+    def _hits(self, mask: torch.Tensor) -> np.ndarray:
         """Elements with at least one class set in ``mask`` (a plain lookup when no element is
-        padded, as for channels: one or more classes in every column)."""
-        layout = self._layout()
+        padded, as for channels: one or more classes in every column), as a numpy mask: the
+        tables are small, and numpy's per-call cost is a fraction of torch's."""
+        layout, mask = self._layout(), mask.numpy()
         if layout[1] is not None:
             return mask[layout[1]]
-        return mask[self.classes].any(dim=1) if layout[2] else _any_in(self.classes, mask)
+        if layout[2]:
+            return mask[layout[3]].any(axis=1)
+        classes = layout[3]
+        return (mask[np.maximum(classes, 0)] & (classes >= 0)).any(axis=1)
 
     def single_column(self) -> torch.Tensor | None:
         """``classes[:, 0]`` when every element is exactly one class (no padding), else ``None``."""
-        return self._layout()[1]
+        layout = self._layout()
+        return None if layout[1] is None else self.classes[:, 0]
 
     def unpadded(self) -> bool:
         """Whether every element has a class in every column (no ``-1``)."""
         return self._layout()[2]
 
     def _layout(self) -> tuple:
+        """``(classes, classes[:, 0] as numpy if unpadded with one column, unpadded, classes as numpy)``."""
         single = self._single
         if single is None or single[0] is not self.classes:
-            unpadded = self.classes.ndim == 2 and not bool((self.classes < 0).any())
-            column = self.classes[:, 0] if unpadded and self.classes.shape[1] == 1 else None
-            single = self._single = (self.classes, column, unpadded)
+            table = self.classes.numpy()
+            unpadded = table.ndim == 2 and not bool((table < 0).any())
+            column = table[:, 0] if unpadded and table.shape[1] == 1 else None
+            single = self._single = (self.classes, column, unpadded, table)
         return single
 
     def tensor_axes(self) -> list[tuple[nn.Module, str, int]]:
@@ -157,8 +174,3 @@ class TensorState:
             all(a is b for a, b in zip(tensors, self.tensors)) and \
             self.versions == tuple(version_of(t) for t in tensors)
 
-
-def _any_in(classes: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Rows of ``classes`` (``-1`` padded) that contain at least one class set in ``mask``."""
-    safe = classes.clamp(min=0)
-    return (mask[safe] & (classes >= 0)).any(dim=1)

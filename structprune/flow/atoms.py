@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 Atoms = torch.Tensor  # 1-D int64 tensor of atom ids
@@ -155,24 +156,26 @@ class AtomSolution:
         return cached
 
     def _expand_roots(self, roots: torch.Tensor) -> torch.Tensor:
-        table = roots.reshape(-1, 1)
+        """The ``(N, K)`` expansion of classes ``roots``, in numpy (a few small ops per dim)."""
+        def_index, def_table = self._def_index.numpy(), self._def_table.numpy()
+        table = roots.numpy().reshape(-1, 1)
         for _ in range(32):  # products of products: expand until every entry is prime
-            index = torch.where(table >= 0, self._def_index[table.clamp(min=0)], -1)
-            if not bool((index >= 0).any()):
+            index = np.where(table >= 0, def_index[np.maximum(table, 0)], -1)
+            if not (index >= 0).any():
                 break
             columns = []
             for col in range(table.shape[1]):
                 defined = index[:, col] >= 0
-                if not bool(defined.any()):
+                if not defined.any():
                     columns.append(table[:, col: col + 1])
                     continue
-                block = self._def_table[index[:, col].clamp(min=0)].clone()
+                block = def_table[np.maximum(index[:, col], 0)]  # a new array (fancy indexing)
                 block[~defined] = -1
                 block[~defined, 0] = table[~defined, col]
                 columns.append(block)
-            table = torch.cat(columns, dim=1)
-        keep = (table >= 0).any(dim=0)
-        return table[:, keep] if bool(keep.any()) else table[:, :1]
+            table = np.concatenate(columns, axis=1)
+        keep = (table >= 0).any(axis=0)
+        return torch.from_numpy(np.ascontiguousarray(table[:, keep] if keep.any() else table[:, :1]))
 
 
 class _Solver:

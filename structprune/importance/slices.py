@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -48,10 +49,10 @@ class UnitSlice:
 
 def unit_positions(group: Group) -> torch.Tensor:
     """Lookup from class id to position in ``group.units`` (``-1`` for other classes)."""
-    lookup = torch.full((len(group.graph.dead),), -1, dtype=torch.long)
+    lookup = np.full(len(group.graph.dead), -1, dtype=np.int64)
     if group.units:
-        lookup[torch.tensor(group.units, dtype=torch.long)] = torch.arange(len(group.units))
-    return lookup
+        lookup[np.asarray(group.units, dtype=np.int64)] = np.arange(len(group.units), dtype=np.int64)
+    return torch.from_numpy(lookup)
 
 
 def ordered_members(group: Group) -> list[Target]:
@@ -62,7 +63,7 @@ def ordered_members(group: Group) -> list[Target]:
 
 def group_slices(group: Group) -> list[UnitSlice]:
     """Every parameter slice the group removes elements from (each (tensor, axis) once)."""
-    lookup = unit_positions(group)
+    lookup = _sorted_units(group)
     seen: set[tuple[int, int]] = set()
     slices = []
     for target in ordered_members(group):
@@ -76,7 +77,7 @@ def group_slices(group: Group) -> list[UnitSlice]:
                 continue
             if positions is None:
                 positions = _positions(target, lookup, group.graph.dead)
-                if not bool((positions >= 0).any()):
+                if not (positions.numpy() >= 0).any():
                     break  # none of the group's units runs along this target
             if tensor.shape[axis] != positions.shape[0]:
                 logger.debug("skipping %s.%s axis %d for scoring: %d entries, %d channels", target.name,
@@ -87,36 +88,50 @@ def group_slices(group: Group) -> list[UnitSlice]:
     return slices
 
 
-def _positions(target: Target, lookup: torch.Tensor, dead: torch.Tensor) -> torch.Tensor:
+def _sorted_units(group: Group) -> tuple[np.ndarray, np.ndarray]:
+    """``(sorted unit classes, their positions in group.units)``: :func:`unit_positions` by
+    binary search, without a lookup table as long as the class count (~75k on a MobileNet)."""
+    units = np.asarray(group.units, dtype=np.int64)
+    order = np.argsort(units, kind="stable")
+    return units[order], order
+
+
+def _positions(target: Target, lookup: tuple[np.ndarray, np.ndarray], dead: torch.Tensor) -> torch.Tensor:
     """For each alive element of ``target`` and each of its classes, the unit position (or -1)."""
-    rows = target.classes[target.alive_rows(dead)]
-    if target.unpadded():  # no -1 to keep
-        return lookup[rows]
-    return torch.where(rows >= 0, lookup[rows.clamp(min=0)], torch.full_like(rows, -1))
+    rows = target.alive_classes(dead).numpy()  # numpy: small tables, cheap calls
+    units, order = lookup
+    if not len(units):
+        return torch.from_numpy(np.full(rows.shape, -1, dtype=np.int64))
+    at = np.minimum(np.searchsorted(units, rows), len(units) - 1)
+    return torch.from_numpy(np.where(units[at] == rows, order[at], -1))  # -1 pads are no unit
 
 
 def unit_layout(s: UnitSlice) -> tuple[torch.Tensor | None, torch.Tensor]:
     """``(element_index, units)``: the element behind each (element, unit) pair of ``s`` and that
     unit's position, in element order (``element_index`` is ``None`` when it is every element
     once, in order: one unit per element)."""
-    mask = s.element_units >= 0
-    if s.element_units.shape[1] == 1 and bool(mask.all()):
+    units = s.element_units.numpy()
+    mask = units >= 0
+    if units.shape[1] == 1 and mask.all():
         return None, s.element_units[:, 0]
-    element_index = torch.arange(s.num_elements).unsqueeze(1).expand_as(s.element_units)[mask]
-    return element_index, s.element_units[mask]
+    if (np.count_nonzero(mask, axis=1) == 1).all():  # one unit per element (a depthwise conv's
+        return None, torch.from_numpy(units[mask])    # out dim: its per-group column is no unit)
+    element_index = np.broadcast_to(np.arange(units.shape[0], dtype=np.int64).reshape(-1, 1), units.shape)[mask]
+    return torch.from_numpy(element_index), torch.from_numpy(units[mask])
 
 
 def scatter_rows(values: list[torch.Tensor], units: list[torch.Tensor], num_units: int
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sum ``values[d]`` into the units ``units[d]`` of row ``d``; returns ``(scores, present)``,
     both ``(len(values), num_units)`` (each row as :func:`scatter_to_units` makes it)."""
-    lengths = torch.tensor([len(u) for u in units])
-    offsets = torch.arange(len(units)).mul_(num_units).repeat_interleave(lengths)
-    index = torch.cat(units).add_(offsets)
+    lengths = [len(u) for u in units]
+    index = np.concatenate([u.numpy() for u in units])
+    index += np.repeat(np.arange(len(units), dtype=np.int64) * num_units, lengths)
     size = len(units) * num_units
-    scores = torch.zeros(size, dtype=torch.float32).index_add_(0, index, torch.cat(values))
-    present = torch.zeros(size, dtype=torch.bool)
+    scores = torch.zeros(size, dtype=torch.float32).index_add_(0, torch.from_numpy(index), torch.cat(values))
+    present = np.zeros(size, dtype=bool)
     present[index] = True
+    present = torch.from_numpy(present)
     return scores.view(len(units), num_units), present.view(len(units), num_units)
 
 

@@ -12,6 +12,7 @@ import copy
 import functools
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -71,10 +72,10 @@ def attribute_pruner_for(module: nn.Module) -> "LayerPruner | None":
 
 def keep_indices(size: int, idxs: Sequence[int]) -> torch.Tensor:
     """Indices ``0..size-1`` without ``idxs`` (indices outside that range are ignored)."""
-    removed = torch.as_tensor(list(map(int, idxs)), dtype=torch.long)
-    keep = torch.ones(size, dtype=torch.bool)
+    removed = np.fromiter(map(int, idxs), dtype=np.int64)  # numpy: a few small ops, cheap calls
+    keep = np.ones(size, dtype=bool)
     keep[removed[(removed >= 0) & (removed < size)]] = False
-    return torch.nonzero(keep).flatten()
+    return torch.from_numpy(np.flatnonzero(keep).astype(np.int64, copy=False))
 
 
 @functools.lru_cache(maxsize=16)

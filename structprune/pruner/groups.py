@@ -16,10 +16,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn as nn
 
-from structprune.attributes import counted_by_tied_attribute
+from structprune.attributes import counted_by_tied_attribute, single_column_is
 from structprune.graph import DependencyGraph
 from structprune.group import Group
 from structprune.pruner.options import PruningOptions
@@ -60,15 +61,15 @@ def unit_kind(graph: DependencyGraph, group: Group, num_heads: dict[int, int], r
         if _repeated_classes(rows, repeated, target).isdisjoint(unit_set):
             continue  # no unit of the group lies in two elements here: the test below would pass
         if units is None:
-            units = torch.tensor(sorted(unit_set), dtype=torch.long)
+            units = np.array(sorted(unit_set), dtype=np.int64)
+        rows = rows.numpy()  # numpy from here: a dozen small ops per member
         mine = _member(rows, units) & (rows >= 0)
-        if not bool(mine.any()) or int(mine.any(1).sum()) <= len(set(rows[mine].tolist())):
+        if not mine.any() or int(mine.any(1).sum()) <= len(set(rows[mine].tolist())):
             continue  # every unit is a single element here
-        free = (rows >= 0) & ~graph.solution.pinned[rows.clamp(min=0)]
+        free = (rows >= 0) & ~graph.solution.pinned.numpy()[np.maximum(rows, 0)]
         outer_free |= bool((mine & (_after(free) > 0)).any())
-        inner |= bool((mine & (free.cumsum(1) - free.int() > 0)).any())
-        right_of_mine = (mine.int().cumsum(1) - mine.int()) > 0
-        inner_factors.append(set(rows[right_of_mine & mine.any(1, keepdim=True) & (rows >= 0)].tolist()))
+        inner |= bool((mine & (_before(free) > 0)).any())
+        inner_factors.append(set(rows[(_before(mine) > 0) & mine.any(1, keepdims=True) & (rows >= 0)].tolist()))
     outer = [c for c in inner_factors if c]  # the unit is an outer factor where these are non-empty
     if outer_free or (outer and any(_counted_by_attribute(graph, c) for c in [set(group.units)] + outer)):
         return "head"
@@ -77,39 +78,43 @@ def unit_kind(graph: DependencyGraph, group: Group, num_heads: dict[int, int], r
 
 def _repeated_classes(rows: torch.Tensor, cache: dict | None, target: Target) -> set[int]:
     """Classes that occur more than once in ``rows`` (a superset of those in two rows), kept in
-    ``cache`` per target for one :func:`find_groups` (its rows do not change there)."""
-    found = cache.get(id(target)) if cache is not None else None
-    if found is None:
-        values, counts = torch.unique(rows, return_counts=True)
-        found = set(values[counts > 1].tolist())
+    ``cache`` for one :func:`find_groups` (rows do not change there), per rows tensor: targets
+    whose dims solved alike share one classes table."""
+    found = cache.get(id(rows)) if cache is not None else None
+    if found is None or found[0] is not rows:
+        values, counts = np.unique(rows.numpy(), return_counts=True)
+        found = (rows, set(values[counts > 1].tolist()))
         if cache is not None:
-            cache[id(target)] = found
-    return found
+            cache[id(rows)] = found
+    return found[1]
 
 
-def _member(values: torch.Tensor, sorted_units: torch.Tensor) -> torch.Tensor:
-    """``torch.isin(values, sorted_units)`` by binary search (torch.isin takes seconds on CPU when
-    both sides hold tens of thousands of classes, as a 70B model's FFN groups do)."""
+def _member(values: np.ndarray, sorted_units: np.ndarray) -> np.ndarray:
+    """``np.isin(values, sorted_units)`` by binary search (an isin over both sides' tens of
+    thousands of classes is slow, as a 70B model's FFN groups have)."""
     if not len(sorted_units):
-        return torch.zeros_like(values, dtype=torch.bool)
-    found = torch.searchsorted(sorted_units, values).clamp(max=len(sorted_units) - 1)
+        return np.zeros(values.shape, dtype=bool)
+    found = np.minimum(np.searchsorted(sorted_units, values), len(sorted_units) - 1)
     return sorted_units[found] == values
 
 
-def _after(mask: torch.Tensor) -> torch.Tensor:
+def _after(mask: np.ndarray) -> np.ndarray:
     """For each column, how many set entries lie to its right in the same row."""
-    m = mask.int()
-    return m.flip(1).cumsum(1).flip(1) - m
+    m = mask.astype(np.int64)
+    return m[:, ::-1].cumsum(1)[:, ::-1] - m
+
+
+def _before(mask: np.ndarray) -> np.ndarray:
+    """For each column, how many set entries lie to its left in the same row."""
+    m = mask.astype(np.int64)
+    return m.cumsum(1) - m
 
 
 def _counted_by_attribute(graph: DependencyGraph, units: set[int]) -> bool:
     """Whether a module attribute sized a traced dim whose elements are exactly these classes
     (the heads, or the positions within a head)."""
-    for attribute in getattr(graph, "size_attributes", []):
-        for classes in attribute.classes:
-            if classes.shape[1] == 1 and set(classes[:, 0].tolist()) == units:
-                return True
-    return False
+    return any(single_column_is(classes, units)
+               for attribute in getattr(graph, "size_attributes", []) for classes in attribute.classes)
 
 
 def structure_signature(group: Group, kind: str) -> tuple:

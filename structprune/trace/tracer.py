@@ -200,20 +200,18 @@ class _Recorder(TorchFunctionMode):
     # module hooks -------------------------------------------------------------------------
     def pre_hook(self, module, args, kwargs):
         self.scope.append(self.names.get(module, ""))
-        if self.leaf_depth == 0 and self.is_leaf(module):
-            self.pending.append((args, kwargs))
         if self.is_leaf(module):
+            if self.leaf_depth == 0:
+                self.pending.append((args, kwargs))
             self.leaf_depth += 1
 
     def post_hook(self, module, args, kwargs, output):
-        with paused_escapes(), torch._C.DisableTorchFunction():  # the recorder's own shape reads
-            self._post_hook(module, args, kwargs, output)
-
-    def _post_hook(self, module, args, kwargs, output):
         self.scope.pop()
-        if self.is_leaf(module):
-            self.leaf_depth -= 1
-            if self.leaf_depth == 0:
+        if not self.is_leaf(module):
+            return
+        self.leaf_depth -= 1
+        if self.leaf_depth == 0:  # the outermost leaf: record it as one op
+            with paused_escapes(), torch._C.DisableTorchFunction():  # the recorder's own shape reads
                 args, kwargs = self.pending.pop()
                 self.record(type(module).__name__, None, args, kwargs, flatten_tensors(output), module)
                 self.leaf_calls += 1

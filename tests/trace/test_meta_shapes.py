@@ -79,3 +79,35 @@ def test_meta_shortcut_gives_conv_and_pool_outputs_with_grad():
         fast, slow = meta_shortcut(name, args, {}), fn(*args)
         _same(fast, slow)
         assert fast.requires_grad and fast.grad_fn is not None
+
+
+def _meta(shape, transposed: bool, dtype=torch.float32):
+    """A meta tensor of ``shape``, laid out contiguously or as a (1, 2)-transposed view."""
+    if not transposed or len(shape) < 4:
+        return torch.empty(shape, device="meta", dtype=dtype)
+    b, h, n, d = shape
+    return torch.empty(b, n, h, d, device="meta", dtype=dtype).transpose(1, 2)
+
+
+def test_attention_shortcut_equals_the_meta_kernel_on_random_configs():
+    rng, shortcuts = random.Random(0), 0
+    for _ in range(40):
+        ndim, dtype = rng.choice((3, 4)), rng.choice((torch.float32, torch.bfloat16))
+        lead = (rng.randint(1, 2), rng.randint(1, 3))[:ndim - 2]
+        n, s, e, ev = rng.randint(1, 5), rng.randint(1, 5), rng.randint(1, 4), rng.randint(1, 4)
+        transposed = rng.random() < 0.5
+        q, k, v = (_meta((*lead, *tail), transposed, dtype) for tail in ((n, e), (s, e), (s, ev)))
+        kwargs = {}
+        mask_kind = rng.choice((None, "bool", "float", "row"))
+        if mask_kind is not None:
+            shape = (1, s) if mask_kind == "row" else (*lead, n, s)
+            kwargs["attn_mask"] = torch.empty(shape, device="meta", dtype=torch.bool if mask_kind == "bool" else dtype)
+        elif rng.random() < 0.5:
+            kwargs["is_causal"] = True
+        if rng.random() < 0.3:
+            kwargs["scale"] = 0.5
+        fast = meta_shortcut("scaled_dot_product_attention", (q, k, v), kwargs)
+        if fast is not None:  # None: the call is left to the kernel (3-d, causal ...)
+            _same(fast, F.scaled_dot_product_attention(q, k, v, **kwargs))
+            shortcuts += 1
+    assert shortcuts >= 10
