@@ -34,6 +34,15 @@ def device_ms(latency, base: float, factor: float = 1.2) -> float:
     return base * (1 - factor * (1 - latency.estimate() / base))
 
 
+def pruned_at_2x(model, x, latency, monkeypatch, timed) -> MagnitudePruner:
+    """``model`` pruned to ``speedup=2`` by latency on ``latency``, the device's timings given by ``timed``."""
+    monkeypatch.setattr(LatencyTargetSearch, "_time", timed)
+    pruner = MagnitudePruner(model, x, speedup=2.0, measure="latency", latency_model=latency,
+                             ignored_layers=[model[9]], round_to=1)
+    pruner.step()
+    return pruner
+
+
 @pytest.mark.parametrize("speedup", [1.5, 2.0, 3.0])
 def test_speedup_by_latency_reaches_the_target_within_tolerance(tmp_path, speedup):
     model, x = cnn(), torch.randn(1, 3, 16, 16)
@@ -139,10 +148,7 @@ def test_a_spoilt_timing_is_taken_again(tmp_path, monkeypatch):
                                                                                1.5 * after, 2 * after)))
         return LatencyComparison(LatencyStats((base,) * 5), LatencyStats((after,) * 5))
 
-    monkeypatch.setattr(LatencyTargetSearch, "_time", timed)
-    pruner = MagnitudePruner(model, x, speedup=2.0, measure="latency", latency_model=latency,
-                             ignored_layers=[model[9]], round_to=1)
-    pruner.step()
+    pruner = pruned_at_2x(model, x, latency, monkeypatch, timed)
     assert 2.0 * 0.95 <= pruner._target.verification.speedup.median <= 2.0 * 1.05
     assert base / device_ms(latency, base) <= 2.0 * 1.05
 
@@ -185,10 +191,7 @@ def test_a_device_that_saves_more_the_deeper_it_prunes_is_not_overshot(tmp_path,
         after = base * (1 - min(0.95, 1.58 * estimated ** 1.89))
         return LatencyComparison(LatencyStats((base,) * 5), LatencyStats((after,) * 5))
 
-    monkeypatch.setattr(LatencyTargetSearch, "_time", timed)
-    pruner = MagnitudePruner(model, x, speedup=2.0, measure="latency", latency_model=latency,
-                             ignored_layers=[model[9]], round_to=1)
-    pruner.step()
+    pruner = pruned_at_2x(model, x, latency, monkeypatch, timed)
     assert 2.0 * 0.95 <= pruner._target.verification.speedup.median <= 2.0 * 1.05
     assert not pruner._target.stalled
     assert model(x).shape == (1, 10)
@@ -236,16 +239,21 @@ def test_bad_latency_options_are_refused():
         MagnitudePruner(model, torch.randn(1, 3, 8, 8), target_latency=-1.0)
 
 
+def two_resolution_cnn() -> tuple[nn.Module, torch.Tensor]:
+    """Two convolutions at 16x16, one at 4x4 (a channel there costs a sixteenth), and a classifier."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+                          nn.MaxPool2d(4), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(512, 10))
+    return model, torch.randn(1, 3, 16, 16)
+
+
 def test_latency_ranking_prunes_costly_layers_harder(tmp_path):
     """HALP-style global ranking: a channel at 16x16 costs 16 times one at 4x4, so the
     full-resolution layer loses more than under plain global ranking."""
     kept = {}
     for ranking in (False, True):
-        torch.manual_seed(0)
-        model = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
-                              nn.MaxPool2d(4), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.Flatten(),
-                              nn.Linear(512, 10))
-        x = torch.randn(1, 3, 16, 16)
+        model, x = two_resolution_cnn()
         latency = fake_latency(model, x, tmp_path)
         pruner = MagnitudePruner(model, x, speedup=2.0, measure="latency", latency_model=latency,
                                  verify_latency=False, global_pruning=True, latency_ranking=ranking,
@@ -266,11 +274,7 @@ def test_a_mac_target_ranked_per_millisecond_saves_more_time_for_the_same_macs(t
 
     results = {}
     for ranking in (False, True):
-        torch.manual_seed(0)
-        model = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
-                              nn.MaxPool2d(4), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.Flatten(),
-                              nn.Linear(512, 10))
-        x = torch.randn(1, 3, 16, 16)
+        model, x = two_resolution_cnn()
         base = count_ops_and_params(model, x)[0]
         latency = fake_latency(model, x, tmp_path)
         before = latency.estimate()

@@ -95,23 +95,25 @@ def test_speedup_prunes_head_dims_when_asked_in_kernel_friendly_steps():
     assert all(d % 16 == 0 for d in dims) and min(dims) < 32, dims
 
 
+class _MhaEncoder(nn.Module):
+    """A torchvision-style encoder block: nn.MultiheadAttention (128 wide) and an MLP."""
+
+    def __init__(self, heads: int, mlp: int):
+        super().__init__()
+        self.embed = nn.Linear(12, 128)
+        self.attn = nn.MultiheadAttention(128, heads, batch_first=True)
+        self.fc1, self.fc2, self.head = nn.Linear(128, mlp), nn.Linear(mlp, 128), nn.Linear(128, 10)
+
+    def forward(self, x):
+        h = self.embed(x)
+        h = h + self.attn(h, h, h, need_weights=False)[0]
+        return self.head((h + self.fc2(torch.relu(self.fc1(h)))).mean(1))
+
+
 def test_torchvision_style_attention_loses_whole_heads():
     # nn.MultiheadAttention ties the hidden size to heads x head_dim: a head is a slice of every layer
     torch.manual_seed(0)
-
-    class Encoder(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.embed = nn.Linear(12, 128)
-            self.attn = nn.MultiheadAttention(128, 4, batch_first=True)
-            self.fc1, self.fc2, self.head = nn.Linear(128, 512), nn.Linear(512, 128), nn.Linear(128, 10)
-
-        def forward(self, x):
-            h = self.embed(x)
-            h = h + self.attn(h, h, h, need_weights=False)[0]
-            return self.head((h + self.fc2(torch.relu(self.fc1(h)))).mean(1))
-
-    model, x = Encoder().eval(), vit_inputs()
+    model, x = _MhaEncoder(heads=4, mlp=512).eval(), vit_inputs()
     tp.pruner.MagnitudePruner(model, x, speedup=1.5, ignored_layers=[model.head]).step()
     assert model.attn.embed_dim // model.attn.num_heads == 32
     assert model(x).shape == (2, 10)
@@ -122,20 +124,7 @@ def test_multihead_attention_keeps_an_even_head_count(speedup):
     """PyTorch's fused inference path of nn.MultiheadAttention refuses odd head counts: under a
     target (kernel-friendly widths) heads go two at a time, and the pruned model runs that path."""
     torch.manual_seed(0)
-
-    class Encoder(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.embed = nn.Linear(12, 128)
-            self.attn = nn.MultiheadAttention(128, 8, batch_first=True)
-            self.fc1, self.fc2, self.head = nn.Linear(128, 256), nn.Linear(256, 128), nn.Linear(128, 10)
-
-        def forward(self, x):
-            h = self.embed(x)
-            h = h + self.attn(h, h, h, need_weights=False)[0]
-            return self.head((h + self.fc2(torch.relu(self.fc1(h)))).mean(1))
-
-    model, x = Encoder().eval(), vit_inputs()
+    model, x = _MhaEncoder(heads=8, mlp=256).eval(), vit_inputs()
     tp.pruner.MagnitudePruner(model, x, speedup=speedup, ignored_layers=[model.head]).step()
     assert model.attn.num_heads % 2 == 0 and model.attn.embed_dim % model.attn.num_heads == 0
     assert model(x).shape == (2, 10)
