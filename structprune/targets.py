@@ -30,8 +30,8 @@ class Target:
     tensor_name: str = ""
     axis: int = 0
     groups: set[int] = field(default_factory=set)
-    _alive: list | None = field(default=None, init=False, repr=False)  # see _alive_entry
-    _single: tuple | None = field(default=None, init=False, repr=False)  # see _layout
+    _alive: "_AliveRows | None" = field(default=None, init=False, repr=False)
+    _single: "_Layout | None" = field(default=None, init=False, repr=False)
 
     @property
     def is_layer(self) -> bool:
@@ -59,70 +59,69 @@ class Target:
         Kept until ``dead`` changes (a pruner asks for it many times per group between prunes);
         the mask is shared, so callers must not modify it."""
         entry = self._alive_entry(dead)
-        if entry[2] is None:
-            entry[2] = torch.from_numpy(entry[4])
-        return entry[2]
+        if entry.mask is None:
+            entry.mask = torch.from_numpy(entry.rows)
+        return entry.mask
 
     def alive_count(self, dead: torch.Tensor) -> int:
         """How many traced elements are still present (``alive_rows(dead).sum()``, kept alike)."""
         entry = self._alive_entry(dead)
-        if entry[3] is None:
-            entry[3] = int(np.count_nonzero(entry[4]))
-        return entry[3]
+        if entry.count is None:
+            entry.count = int(np.count_nonzero(entry.rows))
+        return entry.count
 
     def alive_classes(self, dead: torch.Tensor) -> torch.Tensor:
         """``classes[alive_rows(dead)]``, kept alike (shared: callers must not modify it)."""
         entry = self._alive_entry(dead)
-        if entry[5] is None:
-            entry[5] = torch.from_numpy(self._layout()[3][entry[4]])  # numpy's row mask: a copy, as torch's
-        return entry[5]
+        if entry.classes is None:
+            entry.classes = torch.from_numpy(self._layout().table[entry.rows])  # numpy's row mask: a copy, as torch's
+        return entry.classes
 
-    def _alive_entry(self, dead: torch.Tensor) -> list:
-        """``[weakref to dead, its version, rows (torch, lazily), count, rows (numpy), alive classes]``."""
+    def _alive_entry(self, dead: torch.Tensor) -> "_AliveRows":
+        """The alive rows under ``dead``, kept while ``dead`` is the same tensor at the same version."""
         version, cached = version_of(dead), self._alive
-        if cached is not None and version is not None and cached[0]() is dead and cached[1] == version:
+        if cached is not None and version is not None and cached.dead() is dead and cached.version == version:
             return cached
-        entry = [weakref.ref(dead), version, None, None, ~self._hits(dead), None]
+        entry = _AliveRows(weakref.ref(dead), version, ~self._hits(dead))
         self._alive = entry if version is not None else None
         return entry
 
     def removal(self, dead: torch.Tensor, remove: torch.Tensor) -> list[int]:
         """Current indices of the elements that removing classes ``remove`` (mask) takes away."""
-        return np.flatnonzero(self._hits(remove)[self._alive_entry(dead)[4]]).tolist()
+        return np.flatnonzero(self._hits(remove)[self._alive_entry(dead).rows]).tolist()
 
     def removal_count(self, dead: torch.Tensor, remove: torch.Tensor) -> int:
         """``len(removal(dead, remove))``, without listing the indices."""
-        return int(np.count_nonzero(self._hits(remove)[self._alive_entry(dead)[4]]))
+        return int(np.count_nonzero(self._hits(remove)[self._alive_entry(dead).rows]))
 
     def _hits(self, mask: torch.Tensor) -> np.ndarray:
         """Elements with at least one class set in ``mask`` (a plain lookup when no element is
         padded, as for channels: one or more classes in every column), as a numpy mask: the
         tables are small, and numpy's per-call cost is a fraction of torch's."""
         layout, mask = self._layout(), mask.numpy()
-        if layout[1] is not None:
-            return mask[layout[1]]
-        if layout[2]:
-            return mask[layout[3]].any(axis=1)
-        classes = layout[3]
+        if layout.column is not None:
+            return mask[layout.column]
+        if layout.unpadded:
+            return mask[layout.table].any(axis=1)
+        classes = layout.table
         return (mask[np.maximum(classes, 0)] & (classes >= 0)).any(axis=1)
 
     def single_column(self) -> torch.Tensor | None:
         """``classes[:, 0]`` when every element is exactly one class (no padding), else ``None``."""
-        layout = self._layout()
-        return None if layout[1] is None else self.classes[:, 0]
+        return None if self._layout().column is None else self.classes[:, 0]
 
     def unpadded(self) -> bool:
         """Whether every element has a class in every column (no ``-1``)."""
-        return self._layout()[2]
+        return self._layout().unpadded
 
-    def _layout(self) -> tuple:
-        """``(classes, classes[:, 0] as numpy if unpadded with one column, unpadded, classes as numpy)``."""
+    def _layout(self) -> "_Layout":
+        """The class table in numpy, and whether it is unpadded / one column (kept per ``classes``)."""
         single = self._single
-        if single is None or single[0] is not self.classes:
+        if single is None or single.classes is not self.classes:
             table = self.classes.numpy()
             unpadded = table.ndim == 2 and not bool((table < 0).any())
             column = table[:, 0] if unpadded and table.shape[1] == 1 else None
-            single = self._single = (self.classes, column, unpadded, table)
+            single = self._single = _Layout(self.classes, table, unpadded, column)
         return single
 
     def tensor_axes(self) -> list[tuple[nn.Module, str, int]]:
@@ -142,6 +141,29 @@ class Target:
         owner_pruner = attribute_pruner_for(self.module)
         if owner_pruner is not None:
             owner_pruner.refresh(self.module)
+
+
+@dataclass
+class _AliveRows:
+    """A target's elements still present under one ``dead`` mask (numpy ``rows``; the torch mask,
+    the count and the alive classes made from it on first use)."""
+
+    dead: Callable[[], torch.Tensor | None]  # weak reference to the mask
+    version: int | None
+    rows: np.ndarray
+    mask: torch.Tensor | None = None
+    count: int | None = None
+    classes: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """A target's class table as numpy, whether it has no padding, and its one column if so."""
+
+    classes: torch.Tensor
+    table: np.ndarray
+    unpadded: bool
+    column: np.ndarray | None
 
 
 def version_of(tensor: torch.Tensor) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 import pytest
 import torch
@@ -32,6 +33,17 @@ def fake_latency(model, x, tmp_path, full_ms=None):
 def device_ms(latency, base: float, factor: float = 1.2) -> float:
     """What a device that saves ``factor`` times the estimated saving times the model at now."""
     return base * (1 - factor * (1 - latency.estimate() / base))
+
+
+def device_timings(latency, base: float, runs_of) -> Callable:
+    """A ``LatencyTargetSearch._time`` for a device timing the original at ``base`` ms and the model
+    at ``runs_of(call number, device_ms(...))`` (the pruned model's runs of that timing)."""
+    calls = []
+
+    def timed(self):
+        calls.append(1)
+        return LatencyComparison(LatencyStats((base,) * 5), LatencyStats(runs_of(len(calls), device_ms(latency, base))))
+    return timed
 
 
 def pruned_at_2x(model, x, latency, monkeypatch, timed) -> MagnitudePruner:
@@ -138,17 +150,11 @@ def test_a_spoilt_timing_is_taken_again(tmp_path, monkeypatch):
     model, x = cnn(), torch.randn(1, 3, 16, 16)
     latency = fake_latency(model, x, tmp_path)
     base = latency.estimate()
-    calls = []
 
-    def timed(self):
-        calls.append(1)
-        after = device_ms(latency, base)
-        if len(calls) == 1:
-            return LatencyComparison(LatencyStats((base,) * 5), LatencyStats((1.6 * after, 0.9 * base, after,
-                                                                               1.5 * after, 2 * after)))
-        return LatencyComparison(LatencyStats((base,) * 5), LatencyStats((after,) * 5))
+    def spoilt_first(call: int, after: float) -> tuple[float, ...]:
+        return (1.6 * after, 0.9 * base, after, 1.5 * after, 2 * after) if call == 1 else (after,) * 5
 
-    pruner = pruned_at_2x(model, x, latency, monkeypatch, timed)
+    pruner = pruned_at_2x(model, x, latency, monkeypatch, device_timings(latency, base, spoilt_first))
     assert 2.0 * 0.95 <= pruner._target.verification.speedup.median <= 2.0 * 1.05
     assert base / device_ms(latency, base) <= 2.0 * 1.05
 
@@ -160,19 +166,11 @@ def test_a_check_slower_than_the_one_before_does_not_push_the_search_on(tmp_path
     model, x = cnn(), torch.randn(1, 3, 16, 16)
     latency = fake_latency(model, x, tmp_path)
     base = latency.estimate()
-    calls = []
 
-    def timed(self):
-        calls.append(1)
-        after = device_ms(latency, base)
-        if len(calls) == 2:  # steady but wrong: 25% slower than the truth
-            after = min(base * 0.999, after * 1.25)
-        return LatencyComparison(LatencyStats((base,) * 5), LatencyStats((after,) * 5))
+    def slow_second(call: int, after: float) -> tuple[float, ...]:  # steady but wrong: 25% slower than the truth
+        return (min(base * 0.999, after * 1.25) if call == 2 else after,) * 5
 
-    monkeypatch.setattr(LatencyTargetSearch, "_time", timed)
-    pruner = MagnitudePruner(model, x, speedup=2.0, measure="latency", latency_model=latency,
-                             ignored_layers=[model[9]], round_to=1)
-    pruner.step()
+    pruner = pruned_at_2x(model, x, latency, monkeypatch, device_timings(latency, base, slow_second))
     true = base / (base * (1 - 1.2 * (1 - latency.estimate() / base)))
     assert true <= 2.0 * 1.05
 
