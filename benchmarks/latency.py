@@ -154,10 +154,15 @@ class Bench:
             return measure_memory(placed, self.placement.inputs(self.inputs), self.placement.device)
 
     def rows(self, speedups: list[float], peer: bool) -> Iterator[dict[str, Any]]:
-        """The rows of every speed-up, each yielded as soon as it is measured."""
+        """The rows of every speed-up, each yielded as soon as it is measured (``--only latency``:
+        the latency-target rows alone)."""
+        latency_only = self.args.only == "latency"
         for s in speedups:
-            yield self.row("structprune", f"speedup={s:g}", s, lambda: self.structprune(s, "macs"))
+            if not latency_only:
+                yield self.row("structprune", f"speedup={s:g}", s, lambda: self.structprune(s, "macs"))
             yield self.row("structprune", f"speedup={s:g}, measure=latency", s, lambda: self.structprune(s, "latency"))
+            if latency_only:
+                continue
             if self.args.ranked:
                 yield self.row("structprune", f"speedup={s:g}, global, latency_ranking", s,
                                lambda: self.structprune(s, "macs-ranked"))
@@ -208,6 +213,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--verbose", action="store_true", help="log the latency search's checks (INFO)")
     parser.add_argument("--ranked", action="store_true",
                         help="also the MAC target with global ranking per millisecond (latency_ranking=True)")
+    parser.add_argument("--only", choices=["latency"],
+                        help="only the latency-target rows (a quick re-run of the latency search)")
     parser.add_argument("--cudnn-benchmark", action="store_true",
                         help="let cuDNN time its algorithms per shape (torch.backends.cudnn.benchmark) everywhere")
     args = parser.parse_args(argv)
