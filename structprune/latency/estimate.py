@@ -14,6 +14,16 @@ activations and additions shrink with the channels they carry; each layer's outp
 times its elements per channel, so a wide layer at 5x5 pixels weighs less than a narrow one at
 80x80, as its activations do).
 
+The layers timed alone need not add up to the forward.  When they sum to less, the rest is the
+residual above.  When they sum to more (an H100 timed a ViT's layers alone at 28.2 ms and its
+forward at 24.1 ms: each layer alone pays its own launch and synchronisation, which the forward
+overlaps), a clamped residual of 0 would leave the estimate's milliseconds off from the forward's.
+A :class:`Calibration` instead fits the table to the measured forward either way: each layer is
+kept at or above the device's per-kernel floor (a one-element kernel timed the same way: no layer
+gets cheaper than a launch, so narrowing a tiny layer saves nothing), each call gives back up to
+that floor as overhead the forward hides, and what is left over is a scale on the layers.  The
+estimate of the unpruned model is then the measured forward, in either direction.
+
 Widths the pruner cannot produce are not worth timing, and on GPUs they mislead: bf16 kernels on an
 H200 ran a 1x1 convolution to 45 channels 3.3x slower than to 64, so a sweep at 0.7 and 0.4 of each
 width made every layer look as slow when pruned as unpruned.  Given ``multiple`` (the pruner's
@@ -82,27 +92,58 @@ class LatencyModel:
         self.warmup, self.repeat = warmup, repeat
         self.layers = trace_layers(model, self._traced_inputs(), run_fn)
         self.sweep(progress)
+        self.calibration = Calibration(floor_ms=self.measure_floor())
         self.full_ms = self.measure_model() if full_ms is None else float(full_ms)
-        self._base_layers = self.layers_ms()
         self._base_width = self._out_width()
-        # never negative: layers timed alone can sum above the whole forward (noise, fusion), and
-        # a negative residual that shrinks with the widths would make pruning look slower
-        self.residual_ms = max(0.0, self.full_ms - self._base_layers)
-        logger.info("latency model: %d layers, %.3g ms in layers, %.3g ms residual", len(self.layers),
-                    self._base_layers, self.residual_ms)
+        self.fit(self.full_ms)
+
+    def fit(self, full_ms: float) -> Calibration:
+        """Fit the layers' table to ``full_ms``, the measured unpruned forward (:class:`Calibration`);
+        call it on the unpruned model."""
+        alone, calls = self.alone_ms(), sum(layer.calls for layer in self.layers)
+        self.calibration = Calibration.fit(full_ms, alone, calls, self.calibration.floor_ms)
+        logger.info("latency model: %d layers, %.3g ms timed alone, forward %.3g ms: %s", len(self.layers),
+                    alone, full_ms, self.calibration)
+        return self.calibration
+
+    @property
+    def residual_ms(self) -> float:
+        """Milliseconds of the forward outside the timed layers (norms, activations, additions...)."""
+        return self.calibration.residual_ms
 
     def estimate(self) -> float:
         """Estimated milliseconds of one forward of the model as it stands now."""
         share = self._out_width() / self._base_width if self._base_width else 1.0
         return max(self.layers_ms() + self.residual_ms * share, 1e-6)
 
+    def alone_ms(self) -> float:
+        """Milliseconds of the layers as they stand, timed alone (at least the floor each), summed."""
+        fitted, self.calibration = self.calibration, Calibration(floor_ms=self.calibration.floor_ms)
+        try:
+            return self.layers_ms()
+        finally:
+            self.calibration = fitted
+
     def layers_ms(self) -> float:
+        """Milliseconds of the layers as they stand in the forward (calibrated), summed."""
         return sum(self.layer_ms(layer, layer.widths()) * layer.calls for layer in self.layers)
 
     def layer_ms(self, layer: TracedLayer, widths: tuple[int, ...]) -> float:
-        """Interpolated milliseconds of ``layer`` at ``widths`` over its measured sweep."""
+        """Milliseconds ``layer`` at ``widths`` takes in the forward: interpolated over its measured
+        sweep, then calibrated (:class:`Calibration`: at least the device's per-kernel floor)."""
         points = {w: self.table[layer.shape.key(w)] for w in self.grid(layer)}
-        return interpolate(monotone(points), widths)
+        return self.calibration.layer(interpolate(monotone(points), widths))
+
+    def measure_floor(self) -> float:
+        """Milliseconds of the smallest kernel on the placement (a one-element addition, timed as
+        the layers are: the fastest run), cached in the table: no layer costs less."""
+        key = "floor|add"
+        if key not in self.table:
+            unbatched = Placement(self.placement.device, self.placement.dtype)
+            x = unbatched.inputs(torch.zeros(1))
+            self.table[key] = time_models([_Tiny()], x, self.warmup, max(self.repeat, 20))[0].min
+            self.table.save()
+        return self.table[key]
 
     def grid(self, layer: TracedLayer) -> list[tuple[int, ...]]:
         """The widths ``layer`` is timed at: its probe's sweep, snapped to ``multiple`` for convs
@@ -193,6 +234,53 @@ class LatencyModel:
         device = tensors[0].device if tensors else torch.device("cpu")
         dtype = tensors[0].dtype if tensors and tensors[0].is_floating_point() else torch.float32
         return Placement(str(device), dtype, self.placement.batch_size).inputs(self.example_inputs)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How the layers timed alone are fitted to the measured forward.
+
+    A layer timed alone at ``t`` ms costs ``scale * (max(t, floor_ms) - hidden_ms)`` in the forward;
+    ``residual_ms`` is the forward's time outside the layers.  :meth:`fit` picks them so that the
+    unpruned model's estimate is its measured forward: layers summing to less leave a residual;
+    layers summing to more first give back up to ``floor_ms`` per call (the launch and
+    synchronisation each pays alone and the forward overlaps), then scale down.
+
+    Example::
+
+        Calibration.fit(full_ms=24.1, layers_ms=28.2, calls=38, floor_ms=0.01)   # scale ~0.87
+    """
+
+    residual_ms: float = 0.0
+    scale: float = 1.0
+    hidden_ms: float = 0.0  # per layer call
+    floor_ms: float = 0.0  # per layer call: the smallest kernel on the device
+
+    @classmethod
+    def fit(cls, full_ms: float, layers_ms: float, calls: int, floor_ms: float = 0.0) -> "Calibration":
+        """The calibration under which ``layers_ms`` (already at least ``floor_ms`` per call) over
+        ``calls`` layer calls plus the residual make ``full_ms``."""
+        if layers_ms <= full_ms:
+            return cls(full_ms - layers_ms, 1.0, 0.0, floor_ms)
+        hidden = min(floor_ms, (layers_ms - full_ms) / max(calls, 1))
+        kept = layers_ms - hidden * calls
+        scale = min(1.0, full_ms / kept) if kept > 0 else 1.0
+        return cls(max(0.0, full_ms - kept), scale, hidden, floor_ms)
+
+    def layer(self, alone_ms: float) -> float:
+        """Milliseconds in the forward of a layer timed alone at ``alone_ms``."""
+        return self.scale * (max(alone_ms, self.floor_ms) - self.hidden_ms)
+
+    def __str__(self) -> str:
+        return (f"residual {self.residual_ms:.3g} ms, scale {self.scale:.3g}, floor {self.floor_ms:.3g} ms "
+                f"per kernel ({self.hidden_ms:.3g} hidden in the forward)")
+
+
+class _Tiny(nn.Module):
+    """One one-element kernel: the cheapest thing a layer can cost on a device."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + 1
 
 
 def trace_layers(model: nn.Module, inputs: Any, run_fn: RunFn | None = None) -> list[TracedLayer]:

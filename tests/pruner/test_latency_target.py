@@ -26,7 +26,7 @@ def cnn() -> nn.Module:
 def fake_latency(model, x, tmp_path, full_ms=None):
     table = LatencyTable(tmp_path / "fake.json")
     probe = FakeLatencyModel(model, x, table=table, full_ms=1.0)
-    layers_ms = probe.layers_ms()
+    layers_ms = probe.alone_ms()
     return FakeLatencyModel(model, x, table=table, full_ms=full_ms or layers_ms * 1.1)
 
 
