@@ -9,7 +9,10 @@ estimate's savings are scaled by the measured ones (:meth:`LatencyTargetSearch.c
 layers timed alone and the guessed residual are off by a factor that a timing of the model
 itself reveals); the search goes on by the measured shortfall (to a speed-up 1.5% under the asked
 one) over that scale, and is timed again, while the measured speed-up is short by more than ``tolerance`` (5%), up to
-``_CHECKS`` timings.  The search's decisions take the median of the per-round speed-ups (each
+``_CHECKS`` timings.  A check within tolerance but in the lower half of it (a timing of the result
+on its own would land under the band about as often as in it) is timed again and pooled; if it
+stays there, a small last stage, by the measured slope, goes to the asked speed-up itself (unless
+no step is small enough: then the model stands as timed).  The search's decisions take the median of the per-round speed-ups (each
 round times both models back to back, so a change of load hits both; on a quiet machine it is the
 ratio of medians).  A result that measures slower than the original, short of the target or
 more than 5% over it is reported with a warning.
@@ -50,6 +53,7 @@ _STEADY = 1.2  # a timing whose per-round speed-ups spread wider than this ratio
 _AGREE = (0.6, 1.7)  # a first timing whose measured / estimated saving is outside this is taken again
 _NEAR = 0.03  # a later timing within this (share of the latency) of the predicted saving is sound
 _RETIMES = 2
+_REFINE = 0.5  # a check within tolerance but more than this share of it under the asked speed-up is refined
 _STALL = 0.25  # a stage that measures less than this share of the saving it was expected to give ends the search
 _STALL_MIN = 0.08  # ... if it was expected to save at least this share of the latency (smaller ones are noise)
 MEASURES = ("macs", "latency")
@@ -155,9 +159,19 @@ class LatencyTargetSearch(LatencyRanking, TargetSearch):
                         paired, wanted, self.base / self.measure())
             expected_scale = self.scale_savings
             self.calibrate(paired)
-            if not self._short(paired, wanted) or check == _CHECKS - 1:
+            if check == _CHECKS - 1:
                 break
-            stall = self._stall(expected_scale)
+            if self._in_low_band(paired, wanted):  # within tolerance, but in its lower half
+                comparison, paired = self._confirm(comparison, "low in the band")
+                if self._in_low_band(paired, wanted):  # still: a small last step to the asked speed-up itself
+                    before, self.final = self.measure(), self.base * (1.0 - self._next_saving(1.0 - 1.0 / wanted))
+                    yield from super()._rounds(step)
+                    if self.measure() < before:
+                        continue
+                    break  # no step small enough: the model stands as timed
+            if not self._short(paired, wanted):
+                break
+            stall = self._stall(expected_scale)  # (a stalled check disagrees with the prediction: timed again already)
             if stall is not None:
                 self._warn_stalled(*stall, paired)
                 break
@@ -165,6 +179,27 @@ class LatencyTargetSearch(LatencyRanking, TargetSearch):
             yield from super()._rounds(step)
         self.verification = comparison
         self._report_measured(comparison, wanted)
+
+    def _in_low_band(self, speedup: float, wanted: float) -> bool:
+        """Whether ``speedup`` is within the tolerance of ``wanted`` but in the lower half of it (a
+        timing of the result on its own lands under the band about as often as in it)."""
+        tolerance = self.latency_options.tolerance
+        return not self._short(speedup, wanted) and speedup < wanted * (1 - _REFINE * tolerance) and \
+            self.ratio < self.pruner.options.max_pruning_ratio
+
+    def _confirm(self, comparison, why: str):
+        """``comparison`` pooled with one more timing of the model as it stands (a decision that ends
+        the search or prunes on without need of it is not taken on one timing); the last check is
+        replaced by the pooled one.  Returns the pooled comparison and its per-round median."""
+        from structprune.latency.timing import LatencyComparison, LatencyStats
+
+        again = self._time()
+        pooled = LatencyComparison(LatencyStats(comparison.before.times + again.before.times),
+                                   LatencyStats(comparison.after.times + again.after.times))
+        paired = pooled.paired_speedup
+        logger.info("%s: timed again, pooled %s, per-round median %.2fx", why, pooled.summary(), paired)
+        self.calibrate(paired, replace=True)
+        return pooled, paired
 
     def _stall(self, scale: float) -> tuple[float, float] | None:
         """``(estimated, measured)`` saving of the last stage when it measured far less than it was
@@ -248,14 +283,17 @@ class LatencyTargetSearch(LatencyRanking, TargetSearch):
             return abs(measured - expected) <= max(_NEAR, 0.5 * abs(expected - last_measured))
         return estimated < 0.05 or _AGREE[0] <= measured / estimated <= _AGREE[1]
 
-    def calibrate(self, measured_speedup: float) -> None:
+    def calibrate(self, measured_speedup: float, replace: bool = False) -> None:
         """Set :attr:`scale_savings`, the measured fraction of the original latency saved over the
         estimated one (the estimate's layers are timed alone and its residual is a guess: this
         corrects both, from a timing of the model itself).  The checks so far are pooled, weighted
-        by how much they saved (a small saving says little about the ratio)."""
+        by how much they saved (a small saving says little about the ratio).  With ``replace``, a
+        check of the model as it stands is replaced (by a pooled timing of it)."""
         estimated = 1.0 - self.measure() / self.base
         measured = 1.0 - 1.0 / measured_speedup
         if estimated > 0.01:
+            if replace and self._checks and self._checks[-1][0] == estimated:
+                self._checks.pop()
             self._checks.append((estimated, max(measured, 0.0)))
             ratio = sum(m for _, m in self._checks) / sum(e for e, _ in self._checks)
             self.scale_savings = min(_SCALE_LIMITS[1], max(_SCALE_LIMITS[0], ratio))
