@@ -99,3 +99,26 @@ def test_the_floor_is_timed_once_per_device_and_cached(tmp_path, monkeypatch):
 
     monkeypatch.setattr(estimate_module, "time_models", untimed)
     assert LatencyModel.measure_floor(latency) == floor
+
+
+def test_a_forward_timed_under_other_load_than_the_table_is_scaled_to_it(tmp_path):
+    """The table was cached on a quiet machine; now other work slows everything 3x.  The forward
+    timed now is brought to the table's time by a fresh timing of the costliest layers, so the
+    residual stays the 10% it is (unscaled it came out 2.3 times the layers)."""
+
+    class Busy(FakeLatencyModel):
+        slowdown = 1.0
+
+        def measure_layer(self, probe, shape, widths):
+            return self.slowdown * fake_ms(shape, widths)
+
+        def measure_model(self, model=None, repeat=None):
+            return self.slowdown * 1.1 * sum(fake_ms(layer.shape, layer.widths()) for layer in self.layers)
+
+    model, x, table = small_cnn(), torch.zeros(1, 3, 8, 8), LatencyTable(tmp_path / "t.json")
+    quiet = Busy(model, x, table=table)
+    assert quiet.residual_ms == pytest.approx(0.1 * quiet.alone_ms())
+    Busy.slowdown = 3.0
+    busy = Busy(model, x, table=table)
+    assert busy.full_ms == pytest.approx(3 * quiet.full_ms)  # the forward as timed now
+    assert busy.residual_ms == pytest.approx(0.1 * busy.alone_ms())
