@@ -27,3 +27,16 @@ def test_arguments_and_table_line():
     assert args.speedups == [2.0] and args.repeat == 5 and args.out.name == "latency"
     row = {"model": "m", "batch": 4, "library": "structprune", "target": "speedup=2", "error": "ValueError: x"}
     assert "fails (ValueError: x)" in latency.line(row)
+
+
+def test_only_latency_keeps_the_latency_target_rows():
+    from types import SimpleNamespace
+
+    from benchmarks import latency
+
+    for argv, expected in ((["--only", "latency"], ["speedup=2, measure=latency"]),
+                           ([], ["speedup=2", "speedup=2, measure=latency", "pruning_ratio to the same MACs"])):
+        args = latency.parse_args(["--speedups", "2", "--ranked", *argv])
+        bench = SimpleNamespace(args=args, row=lambda library, target, speedup, build: target)
+        rows = list(latency.Bench.rows(bench, args.speedups, peer=True))
+        assert [r for r in rows if "latency_ranking" not in r] == expected
