@@ -26,20 +26,24 @@ Atoms = torch.Tensor  # 1-D int64 tensor of atom ids
 
 
 def connected_components(num_nodes: int, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Label every node with the smallest node id of its component (edges ``a[i] -- b[i]``)."""
-    label = torch.arange(num_nodes, dtype=torch.long)
+    """Label every node with the smallest node id of its component (edges ``a[i] -- b[i]``).
+
+    In numpy: the same passes as in torch cost a fraction (each pass is a few gathers and
+    scatters over the edges, and torch's per-call cost dominated at these sizes)."""
+    label = np.arange(num_nodes, dtype=np.int64)
     if a.numel() == 0:
-        return label
+        return torch.from_numpy(label)
+    a, b = a.numpy(), b.numpy()
     while True:
         la, lb = label[a], label[b]
-        low = torch.minimum(la, lb)
-        if bool((la == lb).all()):
-            return label
-        label.scatter_reduce_(0, la, low, reduce="amin")
-        label.scatter_reduce_(0, lb, low, reduce="amin")
+        low = np.minimum(la, lb)
+        if (la == lb).all():
+            return torch.from_numpy(label)
+        np.minimum.at(label, la, low)
+        np.minimum.at(label, lb, low)
         while True:  # pointer jumping: every node points straight at its root
             jumped = label[label]
-            if bool((jumped == label).all()):
+            if (jumped == label).all():
                 break
             label = jumped
 
@@ -56,7 +60,7 @@ class AtomTable:
     """Collects atoms and facts about them while channel flow walks a trace."""
 
     count: int = 0
-    _axis_of: list[torch.Tensor] = field(default_factory=list)
+    _axis_sizes: list[int] = field(default_factory=list)  # atoms per axis, in order (axis ids are positions)
     _eq: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
     _defs: list[_Definition] = field(default_factory=list)
     _pins: list[tuple[torch.Tensor, int]] = field(default_factory=list)
@@ -67,7 +71,7 @@ class AtomTable:
         """``n`` new atoms forming one new axis (units created together, e.g. a conv's out channels)."""
         atoms = torch.arange(self.count, self.count + n, dtype=torch.long)
         self.count += n
-        self._axis_of.append(torch.full((n,), self.num_axes, dtype=torch.long))
+        self._axis_sizes.append(n)
         self.num_axes += 1
         return atoms
 
@@ -148,17 +152,17 @@ class AtomSolution:
 
         Dims that solved to the same classes (a hidden size seen by a hundred layers) share one
         cached result: treat it as read-only."""
-        roots = self.root[atoms].reshape(-1)
-        key = roots.numpy().tobytes()
+        roots = self.root.numpy()[atoms.numpy()].reshape(-1)  # numpy: torch's indexing costs several times more
+        key = roots.tobytes()
         cached = self._expanded.get(key)
         if cached is None:
             cached = self._expanded[key] = self._expand_roots(roots)
         return cached
 
-    def _expand_roots(self, roots: torch.Tensor) -> torch.Tensor:
+    def _expand_roots(self, roots: np.ndarray) -> torch.Tensor:
         """The ``(N, K)`` expansion of classes ``roots``, in numpy (a few small ops per dim)."""
         def_index, def_table = self._def_index.numpy(), self._def_table.numpy()
-        table = roots.numpy().reshape(-1, 1)
+        table = roots.reshape(-1, 1)
         for _ in range(32):  # products of products: expand until every entry is prime
             index = np.where(table >= 0, def_index[np.maximum(table, 0)], -1)
             if not (index >= 0).any():
@@ -283,7 +287,8 @@ class _Solver:
         consumer's in channels after a ``cat``, a norm over it): each producer of a concatenation
         stays its own space, pruned on its own, as in Torch-Pruning.  Classes that were unified
         (a residual add) share one root, hence one space."""
-        axis_of = torch.cat(self.table._axis_of) if self.table._axis_of else torch.zeros(0, dtype=torch.long)
+        sizes = self.table._axis_sizes  # atom -> the axis it was made on
+        axis_of = torch.from_numpy(np.repeat(np.arange(len(sizes), dtype=np.int64), np.asarray(sizes, dtype=np.int64)))
         prime = torch.ones(self.n, dtype=torch.bool)
         prime[def_roots] = False
         keep = prime[root]
