@@ -189,6 +189,7 @@ class _Solver:
         self.eq_a = [a for a, _ in table._eq]
         self.eq_b = [b for _, b in table._eq]
         self.conflicting = torch.zeros(0, dtype=torch.long)
+        self._stacked: list | None = None
 
     def run(self) -> AtomSolution:
         root = self._unify_definitions()
@@ -212,16 +213,17 @@ class _Solver:
         while True:
             new_a, new_b = [], []
             roots_by_shape: dict[tuple[int, ...], torch.Tensor] = {}
+            labels = root.numpy()  # numpy: a handful of small sorts and gathers per factor shape
             for shape, defined, comps in self._stacked_definitions():
-                r = root[defined]
-                order = torch.argsort(r, stable=True)
-                r, c = r[order], root[comps[order]]
+                r = labels[defined.numpy()]
+                order = np.argsort(r, kind="stable")
+                r, c = r[order], labels[comps.numpy()[order]]
                 same = r[1:] == r[:-1]
-                differ = same & (c[1:] != c[:-1]).any(dim=1)
-                if bool(differ.any()):
-                    new_a.append(c[:-1][differ].reshape(-1))
-                    new_b.append(c[1:][differ].reshape(-1))
-                roots_by_shape[shape] = torch.unique(r)
+                differ = same & (c[1:] != c[:-1]).any(axis=1)
+                if differ.any():
+                    new_a.append(torch.from_numpy(c[:-1][differ].reshape(-1)))
+                    new_b.append(torch.from_numpy(c[1:][differ].reshape(-1)))
+                roots_by_shape[shape] = torch.from_numpy(np.unique(r))
             self._pin_conflicting_shapes(roots_by_shape)
             if not new_a:
                 return root
@@ -229,12 +231,16 @@ class _Solver:
             self.eq_b.extend(new_b)
             root = connected_components(self.n, torch.cat(new_a), torch.cat(new_b))[root]
 
-    def _stacked_definitions(self):
-        by_shape: dict[tuple[int, ...], list[_Definition]] = {}
-        for d in self.table._defs:
-            by_shape.setdefault(d.shape, []).append(d)
-        for shape, defs in by_shape.items():
-            yield shape, torch.cat([d.defined for d in defs]), torch.cat([d.components for d in defs])
+    def _stacked_definitions(self) -> list[tuple[tuple[int, ...], torch.Tensor, torch.Tensor]]:
+        """``(shape, defined, components)`` per factor shape, every definition of it stacked (made
+        once: the definitions do not change while solving)."""
+        if self._stacked is None:
+            by_shape: dict[tuple[int, ...], list[_Definition]] = {}
+            for d in self.table._defs:
+                by_shape.setdefault(d.shape, []).append(d)
+            self._stacked = [(shape, torch.cat([d.defined for d in defs]), torch.cat([d.components for d in defs]))
+                             for shape, defs in by_shape.items()]
+        return self._stacked
 
     def _pin_conflicting_shapes(self, roots_by_shape: dict[tuple[int, ...], torch.Tensor]) -> None:
         """A class factorised two different ways (e.g. 2x6 and 3x4) cannot be pruned: pin it."""
@@ -267,17 +273,19 @@ class _Solver:
             for _, defined, comps in self._stacked_definitions():  # every factorisation of them
                 rows = torch.isin(root[defined], self.conflicting)
                 pins.append((comps[rows].reshape(-1), len(self.table.reasons) - 1))
+        reason, root = reason.numpy(), root.numpy()  # numpy: many small writes into a large table
         for atoms, rid in reversed(pins):  # the first reason given wins
-            reason[root[atoms]] = rid
+            reason[root[atoms.numpy()]] = rid
         # A pinned product pins all its components: removing any of them would remove it.
+        def_roots, def_table = def_roots.numpy(), def_table.numpy()
         while len(def_roots):
-            parent = reason[def_roots].unsqueeze(1).expand_as(def_table)
+            parent = np.broadcast_to(reason[def_roots][:, None], def_table.shape)
             todo = (parent >= 0) & (def_table >= 0)
-            todo &= reason[def_table.clamp(min=0)] < 0
-            if not bool(todo.any()):
+            todo &= reason[np.maximum(def_table, 0)] < 0
+            if not todo.any():
                 break
             reason[def_table[todo]] = parent[todo]
-        return reason >= 0, reason
+        return torch.from_numpy(reason >= 0), torch.from_numpy(reason)
 
     def _groups(self, root: torch.Tensor, def_roots: torch.Tensor) -> torch.Tensor:
         """A prime class's channel space is the axis its first atom was made on (its root: the
@@ -288,10 +296,11 @@ class _Solver:
         stays its own space, pruned on its own, as in Torch-Pruning.  Classes that were unified
         (a residual add) share one root, hence one space."""
         sizes = self.table._axis_sizes  # atom -> the axis it was made on
-        axis_of = torch.from_numpy(np.repeat(np.arange(len(sizes), dtype=np.int64), np.asarray(sizes, dtype=np.int64)))
-        prime = torch.ones(self.n, dtype=torch.bool)
-        prime[def_roots] = False
+        axis_of = np.repeat(np.arange(len(sizes), dtype=np.int64), np.asarray(sizes, dtype=np.int64))
+        prime = np.ones(self.n, dtype=bool)  # numpy: a few passes over every atom, several times faster
+        prime[def_roots.numpy()] = False
+        root = root.numpy()
         keep = prime[root]
-        group_of = torch.full((self.n,), -1, dtype=torch.long)
+        group_of = np.full(self.n, -1, dtype=np.int64)
         group_of[keep] = axis_of[root[keep]]
-        return group_of
+        return torch.from_numpy(group_of)
