@@ -171,6 +171,8 @@ class DependencyGraph(GraphCompat):
         flat = flat[~self.solution.pinned.numpy()[flat] if free is None else free.numpy()[flat]]
         if gid is not None:
             flat = flat[self.solution.group_of.numpy()[flat] == gid]
+        if flat.size < 2 or (flat[1:] > flat[:-1]).all():  # increasing: each class once, in order already
+            return flat.tolist()
         if flat.size <= _SMALL:
             return list(dict.fromkeys(flat.tolist()))
         uniq, first = np.unique(flat, return_index=True)

@@ -121,7 +121,7 @@ class Group(GroupCompat):
         self.graph = graph
         self.root = root
         self.units = units
-        self.idxs = list(map(int, idxs))
+        self.idxs = list(idxs) if type(idxs) is range else list(map(int, idxs))
         if gids is None:  # ``gids``: the spaces of ``units``, when the caller knows them
             gids = set(graph.solution.group_of[torch.as_tensor(units, dtype=torch.long)].unique().tolist()) \
                 if units else set()
@@ -138,7 +138,7 @@ class Group(GroupCompat):
     @classmethod
     def whole(cls, graph: "DependencyGraph", root: Target, gid: int) -> "Group":
         units = graph.units_of(root, gid)
-        return cls(graph, root, units, list(range(len(units))), gids={gid} if units else set())
+        return cls(graph, root, units, range(len(units)), gids={gid} if units else set())
 
     @classmethod
     def from_channels(cls, graph: "DependencyGraph", root: Target, channels: list[int]) -> "Group":

@@ -163,6 +163,8 @@ class AtomSolution:
         """The ``(N, K)`` expansion of classes ``roots``, in numpy (a few small ops per dim)."""
         def_index, def_table = self._def_index.numpy(), self._def_table.numpy()
         table = roots.reshape(-1, 1)
+        if not (def_index[roots] >= 0).any():  # every class prime (most dims): the column as it is
+            return torch.from_numpy(np.ascontiguousarray(table))
         for _ in range(32):  # products of products: expand until every entry is prime
             index = np.where(table >= 0, def_index[np.maximum(table, 0)], -1)
             if not (index >= 0).any():
