@@ -336,7 +336,11 @@ def _touches(t: Target, ids: set[int], axes: set[tuple[int, int]], axes_of: Call
         return True
     if not t.is_layer and id(t.module) in ids and attribute_pruner_for(t.module) is None:
         return True
-    return any((id(getattr(o, a)), a_axis % getattr(o, a).ndim) in axes for o, a, a_axis in axes_of(t))
+    for owner, name, axis in axes_of(t):
+        tensor = getattr(owner, name)  # once: a module's tensors are read through its __getattr__
+        if (id(tensor), axis % tensor.ndim) in axes:
+            return True
+    return False
 
 
 def _is_depthwise(target) -> bool:

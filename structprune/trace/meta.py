@@ -36,12 +36,27 @@ def can_run_on_meta(model: nn.Module, modules: list[nn.Module] | None = None) ->
     """False for models whose tensors cannot be stood in for (lazy modules, parametrisations,
     tensor subclasses other than ``nn.Parameter``); ``modules``: ``list(model.modules())`` if known."""
     for module in (model.modules() if modules is None else modules):
-        if isinstance(module, nn.modules.lazy.LazyModuleMixin) or hasattr(module, "parametrizations"):
+        if isinstance(module, nn.modules.lazy.LazyModuleMixin) or _has_parametrizations(module):
             return False
-        for tensor in list(module._parameters.values()) + list(module._buffers.values()):
-            if tensor is not None and type(tensor) not in (torch.Tensor, nn.Parameter):
-                return False
+        for store in (module._parameters, module._buffers):
+            for tensor in store.values():
+                if tensor is not None and type(tensor) not in _PLAIN_TENSORS:
+                    return False
     return True
+
+
+_PLAIN_TENSORS = (torch.Tensor, nn.Parameter)
+
+
+def _has_parametrizations(module: nn.Module) -> bool:
+    """``hasattr(module, "parametrizations")``, without the raised AttributeError of a plain
+    module's ``__getattr__`` (where the lookup is the plain one: instance, class, registered entries)."""
+    kind = type(module)
+    if kind.__getattr__ is not nn.Module.__getattr__ or kind.__getattribute__ is not object.__getattribute__ \
+            or hasattr(kind, "parametrizations"):
+        return hasattr(module, "parametrizations")
+    return any("parametrizations" in store for store in
+               (module.__dict__, module._parameters, module._buffers, module._modules))
 
 
 class MetaMixError(RuntimeError):

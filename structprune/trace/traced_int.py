@@ -210,9 +210,16 @@ def _traced_container(value, source: tuple | frozenset):
     """A copy of an int container whose ints are fixed (non-adaptive) TracedInts from ``source``."""
     sources = source if type(source) is frozenset else frozenset((source,))
     if type(value) is int:
-        return TracedInt(value, sources, derived=True, adaptive=False)
-    return type(value)([TracedInt(v, sources, derived=True, adaptive=False) if type(v) is int
-                        else _traced_container(v, sources) for v in value])
+        return _fixed(value, sources)
+    return type(value)([_fixed(v, sources) if type(v) is int else _traced_container(v, sources) for v in value])
+
+
+def _fixed(value: int, sources: frozenset) -> TracedInt:
+    """``TracedInt(value, sources, derived=True, adaptive=False)``, made directly (hundreds per model)."""
+    obj = int.__new__(TracedInt, value)
+    obj.sources, obj.derived, obj.attributes_only, obj.adaptive, obj.reads, obj.exact = \
+        sources, True, True, False, _EMPTY, False
+    return obj
 
 
 @contextmanager
