@@ -71,10 +71,11 @@ class DependencyGraph(GraphCompat):
         directly by ops are found by the trace anyway.
         """
         self.model = model
-        self.modules_by_name = dict(model.named_modules())
+        named = list(model.named_modules())  # one walk, shared with the tracer
+        self.modules_by_name = dict(named)
         self.customized_pruners.update(customized_pruners or {})
         self.trace = trace_model(model, example_inputs, is_leaf=lambda m: self.pruner_of(m) is not None,
-                                 forward_fn=forward_fn, output_transform=output_transform)
+                                 forward_fn=forward_fn, output_transform=output_transform, named=named)
         ctx = propagate(self.trace, self.pruner_of)
         tie_shared_tensors(ctx, self.pruner_of, model)
         self.unhandled: list[Node] = ctx.unhandled
@@ -111,7 +112,7 @@ class DependencyGraph(GraphCompat):
         return layer_pruner_for(module, self.customized_pruners)
 
     def _collect_targets(self, ctx) -> list[Target]:
-        names = {m: n for n, m in self.model.named_modules()}
+        names = {m: n for n, m in self.modules_by_name.items()}  # named_modules(), walked once
         targets = []
         for (owner, dim), atoms in ctx.channel_atoms.items():
             if isinstance(owner, nn.Module):
@@ -170,6 +171,8 @@ class DependencyGraph(GraphCompat):
         flat = flat[~self.solution.pinned.numpy()[flat] if free is None else free.numpy()[flat]]
         if gid is not None:
             flat = flat[self.solution.group_of.numpy()[flat] == gid]
+        if flat.size < 2 or (flat[1:] > flat[:-1]).all():  # increasing: each class once, in order already
+            return flat.tolist()
         if flat.size <= _SMALL:
             return list(dict.fromkeys(flat.tolist()))
         uniq, first = np.unique(flat, return_index=True)
@@ -205,19 +208,21 @@ class DependencyGraph(GraphCompat):
 
     def get_all_groups(self, ignored_layers: Sequence[nn.Module] = (),
                        root_module_types: Sequence[type] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear),
-                       ) -> Iterator[Group]:
+                       axes_of: Callable[[Target], list] | None = None) -> Iterator[Group]:
         """Every prunable group once, each rooted at the first layer of ``root_module_types`` that
-        produces it; groups that would prune the output channels of an ignored layer are skipped."""
+        produces it; groups that would prune the output channels of an ignored layer are skipped
+        (``axes_of``: ``Target.tensor_axes`` or the caller's cache of it)."""
         ignored_modules = [m for m in _expand_modules(ignored_layers) if isinstance(m, nn.Module)]
         ignored, axes = set(map(id, ignored_modules)), ignored_out_axes(ignored_modules)
         seen: set[int] = set()
+        known: dict[int, bool] = {}  # touches_out_of per target: nothing changes while groups are listed
         for target in self.root_targets(tuple(root_module_types)):
             if id(target.module) in ignored:
                 continue
             for gid in sorted(target.groups - seen):
                 seen.add(gid)
                 group = Group.whole(self, target, gid)
-                if group.units and group.has_weights() and not group.touches_out_of(ignored, axes):
+                if group.units and group.has_weights() and not group.touches_out_of(ignored, axes, known, axes_of):
                     yield group
 
     def root_targets(self, root_module_types: tuple[type, ...]) -> list[Target]:

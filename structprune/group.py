@@ -121,7 +121,7 @@ class Group(GroupCompat):
         self.graph = graph
         self.root = root
         self.units = units
-        self.idxs = list(map(int, idxs))
+        self.idxs = list(idxs) if type(idxs) is range else list(map(int, idxs))
         if gids is None:  # ``gids``: the spaces of ``units``, when the caller knows them
             gids = set(graph.solution.group_of[torch.as_tensor(units, dtype=torch.long)].unique().tolist()) \
                 if units else set()
@@ -138,7 +138,7 @@ class Group(GroupCompat):
     @classmethod
     def whole(cls, graph: "DependencyGraph", root: Target, gid: int) -> "Group":
         units = graph.units_of(root, gid)
-        return cls(graph, root, units, list(range(len(units))), gids={gid} if units else set())
+        return cls(graph, root, units, range(len(units)), gids={gid} if units else set())
 
     @classmethod
     def from_channels(cls, graph: "DependencyGraph", root: Target, channels: list[int]) -> "Group":
@@ -218,17 +218,22 @@ class Group(GroupCompat):
         return any(t.is_layer or isinstance(getattr(t.module, t.tensor_name, None), nn.Parameter)
                    for t in self.member_targets())
 
-    def touches_out_of(self, ids: set[int], axes: set[tuple[int, int]] = frozenset()) -> bool:
+    def touches_out_of(self, ids: set[int], axes: set[tuple[int, int]] = frozenset(),
+                       known: dict[int, bool] | None = None, axes_of: Callable | None = None) -> bool:
         """Whether the group prunes the output channels of an ignored module (``ids``): its own
         "out" dim, an out axis of its tensors wherever they are traced (``axes``, from
         :func:`ignored_out_axes`: a subclassed embedding's weight, a weight tied into other
-        modules), or any axis of a raw tensor owned by an ignored module of no known layer type."""
+        modules), or any axis of a raw tensor owned by an ignored module of no known layer type.
+        ``known``: the answer per target (by id) for the same ``ids`` and ``axes`` and unchanged
+        modules, filled and read here (:meth:`DependencyGraph.get_all_groups` asks per group);
+        ``axes_of``: ``Target.tensor_axes`` or a cache of it."""
         for t in self.member_targets():
-            if t.is_layer and t.dim == "out" and id(t.module) in ids:
-                return True
-            if not t.is_layer and id(t.module) in ids and attribute_pruner_for(t.module) is None:
-                return True
-            if any((id(getattr(o, a)), a_axis % getattr(o, a).ndim) in axes for o, a, a_axis in t.tensor_axes()):
+            found = None if known is None else known.get(id(t))
+            if found is None:
+                found = _touches(t, ids, axes, axes_of or Target.tensor_axes)
+                if known is not None:
+                    known[id(t)] = found
+            if found:
                 return True
         return False
 
@@ -325,6 +330,19 @@ def _removable(rows: torch.Tensor, chosen: set[int], free: torch.Tensor) -> tupl
     return removable, sorted(chosen - covered)
 
 
+def _touches(t: Target, ids: set[int], axes: set[tuple[int, int]], axes_of: Callable) -> bool:
+    """:meth:`Group.touches_out_of` for one member target."""
+    if t.is_layer and t.dim == "out" and id(t.module) in ids:
+        return True
+    if not t.is_layer and id(t.module) in ids and attribute_pruner_for(t.module) is None:
+        return True
+    for owner, name, axis in axes_of(t):
+        tensor = getattr(owner, name)  # once: a module's tensors are read through its __getattr__
+        if (id(tensor), axis % tensor.ndim) in axes:
+            return True
+    return False
+
+
 def _is_depthwise(target) -> bool:
     m = target.module
     return isinstance(target, Target) and target.is_layer and isinstance(m, nn.modules.conv._ConvNd) \
@@ -340,8 +358,11 @@ def members_of(graph: "DependencyGraph", gids: set[int]) -> list[Target]:
         for position, target in enumerate(graph.targets):
             for gid in target.groups:
                 by_group.setdefault(gid, []).append(position)
-        index = graph._targets_by_group = (graph.targets, len(graph.targets), by_group)
-    positions = sorted({p for gid in gids for p in index[2].get(gid, ())})
+        index = graph._targets_by_group = (graph.targets, len(graph.targets), by_group, {})
+    key = frozenset(gids)  # a group's members are asked for several times while a pruner is built
+    positions = index[3].get(key)
+    if positions is None:
+        positions = index[3][key] = sorted({p for gid in gids for p in index[2].get(gid, ())})
     return [graph.targets[p] for p in positions]
 
 

@@ -26,20 +26,24 @@ Atoms = torch.Tensor  # 1-D int64 tensor of atom ids
 
 
 def connected_components(num_nodes: int, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Label every node with the smallest node id of its component (edges ``a[i] -- b[i]``)."""
-    label = torch.arange(num_nodes, dtype=torch.long)
+    """Label every node with the smallest node id of its component (edges ``a[i] -- b[i]``).
+
+    In numpy: the same passes as in torch cost a fraction (each pass is a few gathers and
+    scatters over the edges, and torch's per-call cost dominated at these sizes)."""
+    label = np.arange(num_nodes, dtype=np.int64)
     if a.numel() == 0:
-        return label
+        return torch.from_numpy(label)
+    a, b = a.numpy(), b.numpy()
     while True:
         la, lb = label[a], label[b]
-        low = torch.minimum(la, lb)
-        if bool((la == lb).all()):
-            return label
-        label.scatter_reduce_(0, la, low, reduce="amin")
-        label.scatter_reduce_(0, lb, low, reduce="amin")
+        low = np.minimum(la, lb)
+        if (la == lb).all():
+            return torch.from_numpy(label)
+        np.minimum.at(label, la, low)
+        np.minimum.at(label, lb, low)
         while True:  # pointer jumping: every node points straight at its root
             jumped = label[label]
-            if bool((jumped == label).all()):
+            if (jumped == label).all():
                 break
             label = jumped
 
@@ -56,7 +60,7 @@ class AtomTable:
     """Collects atoms and facts about them while channel flow walks a trace."""
 
     count: int = 0
-    _axis_of: list[torch.Tensor] = field(default_factory=list)
+    _axis_sizes: list[int] = field(default_factory=list)  # atoms per axis, in order (axis ids are positions)
     _eq: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
     _defs: list[_Definition] = field(default_factory=list)
     _pins: list[tuple[torch.Tensor, int]] = field(default_factory=list)
@@ -67,7 +71,7 @@ class AtomTable:
         """``n`` new atoms forming one new axis (units created together, e.g. a conv's out channels)."""
         atoms = torch.arange(self.count, self.count + n, dtype=torch.long)
         self.count += n
-        self._axis_of.append(torch.full((n,), self.num_axes, dtype=torch.long))
+        self._axis_sizes.append(n)
         self.num_axes += 1
         return atoms
 
@@ -148,17 +152,19 @@ class AtomSolution:
 
         Dims that solved to the same classes (a hidden size seen by a hundred layers) share one
         cached result: treat it as read-only."""
-        roots = self.root[atoms].reshape(-1)
-        key = roots.numpy().tobytes()
+        roots = self.root.numpy()[atoms.numpy()].reshape(-1)  # numpy: torch's indexing costs several times more
+        key = roots.tobytes()
         cached = self._expanded.get(key)
         if cached is None:
             cached = self._expanded[key] = self._expand_roots(roots)
         return cached
 
-    def _expand_roots(self, roots: torch.Tensor) -> torch.Tensor:
+    def _expand_roots(self, roots: np.ndarray) -> torch.Tensor:
         """The ``(N, K)`` expansion of classes ``roots``, in numpy (a few small ops per dim)."""
         def_index, def_table = self._def_index.numpy(), self._def_table.numpy()
-        table = roots.numpy().reshape(-1, 1)
+        table = roots.reshape(-1, 1)
+        if not (def_index[roots] >= 0).any():  # every class prime (most dims): the column as it is
+            return torch.from_numpy(np.ascontiguousarray(table))
         for _ in range(32):  # products of products: expand until every entry is prime
             index = np.where(table >= 0, def_index[np.maximum(table, 0)], -1)
             if not (index >= 0).any():
@@ -185,6 +191,7 @@ class _Solver:
         self.eq_a = [a for a, _ in table._eq]
         self.eq_b = [b for _, b in table._eq]
         self.conflicting = torch.zeros(0, dtype=torch.long)
+        self._stacked: list | None = None
 
     def run(self) -> AtomSolution:
         root = self._unify_definitions()
@@ -208,16 +215,17 @@ class _Solver:
         while True:
             new_a, new_b = [], []
             roots_by_shape: dict[tuple[int, ...], torch.Tensor] = {}
+            labels = root.numpy()  # numpy: a handful of small sorts and gathers per factor shape
             for shape, defined, comps in self._stacked_definitions():
-                r = root[defined]
-                order = torch.argsort(r, stable=True)
-                r, c = r[order], root[comps[order]]
+                r = labels[defined.numpy()]
+                order = np.argsort(r, kind="stable")
+                r, c = r[order], labels[comps.numpy()[order]]
                 same = r[1:] == r[:-1]
-                differ = same & (c[1:] != c[:-1]).any(dim=1)
-                if bool(differ.any()):
-                    new_a.append(c[:-1][differ].reshape(-1))
-                    new_b.append(c[1:][differ].reshape(-1))
-                roots_by_shape[shape] = torch.unique(r)
+                differ = same & (c[1:] != c[:-1]).any(axis=1)
+                if differ.any():
+                    new_a.append(torch.from_numpy(c[:-1][differ].reshape(-1)))
+                    new_b.append(torch.from_numpy(c[1:][differ].reshape(-1)))
+                roots_by_shape[shape] = torch.from_numpy(np.unique(r))
             self._pin_conflicting_shapes(roots_by_shape)
             if not new_a:
                 return root
@@ -225,12 +233,16 @@ class _Solver:
             self.eq_b.extend(new_b)
             root = connected_components(self.n, torch.cat(new_a), torch.cat(new_b))[root]
 
-    def _stacked_definitions(self):
-        by_shape: dict[tuple[int, ...], list[_Definition]] = {}
-        for d in self.table._defs:
-            by_shape.setdefault(d.shape, []).append(d)
-        for shape, defs in by_shape.items():
-            yield shape, torch.cat([d.defined for d in defs]), torch.cat([d.components for d in defs])
+    def _stacked_definitions(self) -> list[tuple[tuple[int, ...], torch.Tensor, torch.Tensor]]:
+        """``(shape, defined, components)`` per factor shape, every definition of it stacked (made
+        once: the definitions do not change while solving)."""
+        if self._stacked is None:
+            by_shape: dict[tuple[int, ...], list[_Definition]] = {}
+            for d in self.table._defs:
+                by_shape.setdefault(d.shape, []).append(d)
+            self._stacked = [(shape, torch.cat([d.defined for d in defs]), torch.cat([d.components for d in defs]))
+                             for shape, defs in by_shape.items()]
+        return self._stacked
 
     def _pin_conflicting_shapes(self, roots_by_shape: dict[tuple[int, ...], torch.Tensor]) -> None:
         """A class factorised two different ways (e.g. 2x6 and 3x4) cannot be pruned: pin it."""
@@ -263,17 +275,19 @@ class _Solver:
             for _, defined, comps in self._stacked_definitions():  # every factorisation of them
                 rows = torch.isin(root[defined], self.conflicting)
                 pins.append((comps[rows].reshape(-1), len(self.table.reasons) - 1))
+        reason, root = reason.numpy(), root.numpy()  # numpy: many small writes into a large table
         for atoms, rid in reversed(pins):  # the first reason given wins
-            reason[root[atoms]] = rid
+            reason[root[atoms.numpy()]] = rid
         # A pinned product pins all its components: removing any of them would remove it.
+        def_roots, def_table = def_roots.numpy(), def_table.numpy()
         while len(def_roots):
-            parent = reason[def_roots].unsqueeze(1).expand_as(def_table)
+            parent = np.broadcast_to(reason[def_roots][:, None], def_table.shape)
             todo = (parent >= 0) & (def_table >= 0)
-            todo &= reason[def_table.clamp(min=0)] < 0
-            if not bool(todo.any()):
+            todo &= reason[np.maximum(def_table, 0)] < 0
+            if not todo.any():
                 break
             reason[def_table[todo]] = parent[todo]
-        return reason >= 0, reason
+        return torch.from_numpy(reason >= 0), torch.from_numpy(reason)
 
     def _groups(self, root: torch.Tensor, def_roots: torch.Tensor) -> torch.Tensor:
         """A prime class's channel space is the axis its first atom was made on (its root: the
@@ -283,10 +297,12 @@ class _Solver:
         consumer's in channels after a ``cat``, a norm over it): each producer of a concatenation
         stays its own space, pruned on its own, as in Torch-Pruning.  Classes that were unified
         (a residual add) share one root, hence one space."""
-        axis_of = torch.cat(self.table._axis_of) if self.table._axis_of else torch.zeros(0, dtype=torch.long)
-        prime = torch.ones(self.n, dtype=torch.bool)
-        prime[def_roots] = False
+        sizes = self.table._axis_sizes  # atom -> the axis it was made on
+        axis_of = np.repeat(np.arange(len(sizes), dtype=np.int64), np.asarray(sizes, dtype=np.int64))
+        prime = np.ones(self.n, dtype=bool)  # numpy: a few passes over every atom, several times faster
+        prime[def_roots.numpy()] = False
+        root = root.numpy()
         keep = prime[root]
-        group_of = torch.full((self.n,), -1, dtype=torch.long)
+        group_of = np.full(self.n, -1, dtype=np.int64)
         group_of[keep] = axis_of[root[keep]]
-        return group_of
+        return torch.from_numpy(group_of)

@@ -45,7 +45,7 @@ class FlowContext:
         return dims
 
     def set_dims(self, value: Value, dims: list[Atoms]) -> None:
-        sizes = tuple(int(d.numel()) for d in dims)
+        sizes = tuple([d.numel() for d in dims])  # ints already
         if sizes != value.shape:
             raise ValueError(f"rule produced dims of sizes {sizes} for a tensor of shape {value.shape}")
         self.value_dims[value] = dims

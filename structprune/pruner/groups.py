@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -117,11 +118,13 @@ def _counted_by_attribute(graph: DependencyGraph, units: set[int]) -> bool:
                for attribute in getattr(graph, "size_attributes", []) for classes in attribute.classes)
 
 
-def structure_signature(group: Group, kind: str) -> tuple:
-    """Layer types and parameter shapes of the group's members, in trace order (for isomorphism)."""
+def structure_signature(group: Group, kind: str, axes_of: Callable[[Target], list] | None = None) -> tuple:
+    """Layer types and parameter shapes of the group's members, in trace order (for isomorphism);
+    ``axes_of``: ``Target.tensor_axes`` or a cache of it."""
+    axes_of = axes_of or Target.tensor_axes
     parts = []
     for t in group.member_targets():
-        shapes = tuple(tuple(getattr(o, a).shape) for o, a, _ in t.tensor_axes())
+        shapes = tuple(tuple(getattr(o, a).shape) for o, a, _ in axes_of(t))
         parts.append((type(t.module).__name__, t.dim, t.tensor_name, shapes))
     return (kind, len(group.units), tuple(parts))
 
@@ -135,32 +138,40 @@ def out_modules(group: Group) -> tuple:
 def find_groups(graph: DependencyGraph, options: PruningOptions) -> list[GroupRecord]:
     """Every group the pruner may prune, with the reason for each one left out (logged)."""
     ignored_tensors = {id(t) for t in options.ignored_tensors}
-    records, repeated = [], {}
+    records, repeated, axes = [], {}, {}
+
+    def axes_of(target: Target) -> list:  # tensor_axes per target: no tensor changes here
+        found = axes.get(id(target))
+        if found is None:
+            found = axes[id(target)] = target.tensor_axes()
+        return found
+
     for group in graph.get_all_groups(ignored_layers=options.ignored_modules,
-                                      root_module_types=options.root_module_types or _DEFAULT_ROOTS):
-        reason = _excluded(group, options, ignored_tensors)
+                                      root_module_types=options.root_module_types or _DEFAULT_ROOTS, axes_of=axes_of):
+        reason = _excluded(group, options, ignored_tensors, axes_of)
         if reason:
             logger.debug("group rooted at %s left whole: %s", group.root.label(), reason)
             continue
         kind = unit_kind(graph, group, options.num_heads, repeated)
         gid = next(iter(group.gids))
         records.append(GroupRecord(group.root, gid, len(group.units), kind,
-                                   structure_signature(group, kind), out_modules(group)))
+                                   structure_signature(group, kind, axes_of), out_modules(group)))
     return records
 
 
-def _excluded(group: Group, options: PruningOptions, ignored_tensors: set[int]) -> str:
+def _excluded(group: Group, options: PruningOptions, ignored_tensors: set[int],
+              axes_of: Callable[[Target], list] = Target.tensor_axes) -> str:
     if len(group.units) < 2:
         return "fewer than two units (removing the only unit would empty it)"
     if not options.prune_head_dims and counted_by_tied_attribute(group.graph, set(group.units)):
         return "positions within heads (one attribute sizes the q/k and the v head dims) and prune_head_dims=False"
     members = group.member_targets()
-    if not any(isinstance(getattr(o, a, None), nn.Parameter) for t in members for o, a, _ in t.tensor_axes()):
+    if not any(isinstance(getattr(o, a, None), nn.Parameter) for t in members for o, a, _ in axes_of(t)):
         return "it holds no parameters (only buffers or index tensors)"
     if options.root_module_types and not isinstance(group.root.module, options.root_module_types):
         return "no layer of root_module_types produces it"
     for t in members if ignored_tensors else ():
-        if any(id(getattr(o, a, None)) in ignored_tensors for o, a, _ in t.tensor_axes()):
+        if any(id(getattr(o, a, None)) in ignored_tensors for o, a, _ in axes_of(t)):
             return f"it slices an ignored parameter ({t.qualified_tensor_name or t.name})"
     return ""
 

@@ -27,6 +27,8 @@ _POOL_ARGS = ("input", "output_size")
 
 
 def _bind(names: tuple[str, ...], args: tuple, kwargs: dict) -> dict | None:
+    if not kwargs:  # the usual call: positional only
+        return dict(zip(names, args)) if len(args) <= len(names) else None
     if len(args) > len(names) or not set(kwargs) <= set(names[len(args):]):
         return None
     bound = dict(zip(names, args))
@@ -40,6 +42,9 @@ def _plain_int(value: Any) -> int | None:
 
 def _ints(value: Any, n: int, allow_none: bool = False) -> tuple | None:
     """``value`` as ``n`` plain ints (an int or a one-element sequence repeated), else ``None``."""
+    if type(value) is tuple and len(value) == n and not allow_none:  # the usual call: a module's tuple
+        out = tuple(map(_plain_int, value))
+        return None if None in out else out
     items = (value,) if not isinstance(value, (tuple, list, torch.Size)) else tuple(value)
     if len(items) == 1:
         items = items * n

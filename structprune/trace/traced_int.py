@@ -25,6 +25,8 @@ from typing import Callable, Iterator
 
 import torch.nn as nn
 
+from structprune.trace.structure import leaf_type
+
 _EMPTY: frozenset = frozenset()
 
 
@@ -55,10 +57,11 @@ class TracedInt(int):
 
     def __new__(cls, value: int, sources, derived: bool = False, attributes_only: bool = True,
                 adaptive: bool = True, reads=_EMPTY, exact: bool = False):
-        obj = super().__new__(cls, value)
-        obj.sources, obj.derived = frozenset(sources), derived
-        obj.attributes_only, obj.adaptive = attributes_only, adaptive
-        obj.reads, obj.exact = frozenset(reads), exact
+        obj = int.__new__(cls, value)
+        obj.sources = sources if type(sources) is frozenset else frozenset(sources)
+        obj.derived, obj.attributes_only, obj.adaptive = derived, attributes_only, adaptive
+        obj.reads = reads if type(reads) is frozenset else frozenset(reads)
+        obj.exact = exact
         return obj
 
     @classmethod
@@ -193,6 +196,7 @@ for _name in ("__abs__", "__pos__", "__invert__", "__floor__", "__ceil__", "__tr
     setattr(TracedInt, _name, _unary(_name))
 for _name in ("__and__", "__rand__", "__or__", "__ror__", "__xor__", "__rxor__", "__truediv__", "__rtruediv__"):
     setattr(TracedInt, _name, _other_ops(_name))
+leaf_type(TracedInt)  # no container: the tracer's walks over call arguments skip it
 
 
 def _int_container(value) -> bool:
@@ -202,11 +206,20 @@ def _int_container(value) -> bool:
     return all(type(v) is int or _int_container(v) for v in value)
 
 
-def _traced_container(value, source: tuple):
+def _traced_container(value, source: tuple | frozenset):
     """A copy of an int container whose ints are fixed (non-adaptive) TracedInts from ``source``."""
+    sources = source if type(source) is frozenset else frozenset((source,))
     if type(value) is int:
-        return TracedInt(value, {source}, derived=True, adaptive=False)
-    return type(value)(_traced_container(v, source) for v in value)
+        return _fixed(value, sources)
+    return type(value)([_fixed(v, sources) if type(v) is int else _traced_container(v, sources) for v in value])
+
+
+def _fixed(value: int, sources: frozenset) -> TracedInt:
+    """``TracedInt(value, sources, derived=True, adaptive=False)``, made directly (hundreds per model)."""
+    obj = int.__new__(TracedInt, value)
+    obj.sources, obj.derived, obj.attributes_only, obj.adaptive, obj.reads, obj.exact = \
+        sources, True, True, False, _EMPTY, False
+    return obj
 
 
 @contextmanager
@@ -222,10 +235,10 @@ def traced_int_attributes(model: nn.Module, plain_ints_after: bool = True,
     modules = list(model.modules()) if modules is None else modules
     swapped: list[tuple[object, str, object, object]] = []
     for module in modules:
-        for name, value in list(vars(module).items()):
+        for name, value in [(n, v) for n, v in module.__dict__.items() if type(v) in _SWAPPED]:
             kind = type(value)
             if kind is int:
-                traced = TracedInt(value, {(module, name)})
+                traced = TracedInt(value, frozenset(((module, name),)))
             elif (kind is tuple or kind is list) and _int_container(value):
                 traced = _traced_container(value, (module, name))
             else:
@@ -248,6 +261,9 @@ def traced_int_attributes(model: nn.Module, plain_ints_after: bool = True,
                 module.__dict__[name] = value
         if plain_ints_after:
             _plain_module_ints(model)
+
+
+_SWAPPED = frozenset({int, tuple, list})  # the attribute types swapped above (exact types)
 
 
 def _configs(modules: list[nn.Module]) -> list:

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import logging
 import weakref
+from collections import OrderedDict
 from contextlib import ExitStack, contextmanager
 from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn as nn
 from torch.overrides import TorchFunctionMode
+from torch.utils.hooks import RemovableHandle
 
 from structprune.trace.calling import SPREAD, WHOLE, call_model, call_style, can_pass_whole, neither_call_worked
 from structprune.trace.calling import run_forward  # noqa: F401  (re-exported: callers import it from here)
@@ -73,10 +75,10 @@ class _Recorder(TorchFunctionMode):
         self.real_device = real_device
         self.model = model
         self._is_leaf, self._leaf = is_leaf, {}
-        self.names: dict[nn.Module, str] = {}
-        for n, m in model.named_modules(remove_duplicate=False):  # each module's first name, as
-            self.names.setdefault(m, n)                           # named_modules() gives it
         self.named = list(model.named_modules()) if named is None else named  # the walk, shared
+        self.names: dict[nn.Module, str] = {}
+        for n, m in self.named:  # each module's first name: a walk that skips modules seen before
+            self.names.setdefault(m, n)  # reaches every module first where the full walk does
         self.tensor_names = self._tensor_names(self.named)
         self.values: list[Value] = []
         self.nodes: list[Node] = []
@@ -110,7 +112,7 @@ class _Recorder(TorchFunctionMode):
 
     # values -------------------------------------------------------------------------------
     def new_value(self, t: torch.Tensor, origin: str, producer: Node | None = None, name: str = "") -> Value:
-        v = Value(len(self.values), tuple(int(s) for s in t.shape), origin, producer, name)
+        v = Value(len(self.values), tuple(map(int, t.shape)), origin, producer, name)
         self.values.append(v)
         self.live[t] = v
         if origin in ("param", "buffer", "constant"):
@@ -216,6 +218,19 @@ class _Recorder(TorchFunctionMode):
                 self.record(type(module).__name__, None, args, kwargs, flatten_tensors(output), module)
                 self.leaf_calls += 1
 
+    def _enter_hook(self, name: str) -> Callable:
+        """:meth:`pre_hook` for a module that is no leaf, its name bound (the hook runs per call)."""
+        scope = self.scope
+
+        def enter(module, args, kwargs) -> None:
+            scope.append(name)
+
+        return enter
+
+    def _leave(self, module, args, kwargs, output) -> None:
+        """:meth:`post_hook` for a module that is no leaf."""
+        self.scope.pop()
+
     # custom autograd functions ------------------------------------------------------------
     def call_function(self, cls: type, apply: Callable, args: tuple, kwargs: dict) -> Any:
         start, calls = len(self.nodes), self.leaf_calls
@@ -247,9 +262,34 @@ class _Recorder(TorchFunctionMode):
         stack.callback(setattr, function, "apply", original)
 
     def hooks(self, stack: ExitStack) -> None:
-        for _, module in self.named:
-            stack.callback(module.register_forward_pre_hook(self.pre_hook, with_kwargs=True).remove)
-            stack.callback(module.register_forward_hook(self.post_hook, with_kwargs=True, always_call=True).remove)
+        """A pre- and a post-hook (with kwargs, always called) on every module, removed on exit.
+
+        Written into each module's hook tables directly, under one id per kind (what
+        ``register_forward_pre_hook`` / ``register_forward_hook`` do, without a handle per module:
+        a model has hundreds of modules, and the trace is rebuilt for every pruner)."""
+        modules = [module for _, module in self.named]
+        if not all(hasattr(m, "_forward_hooks_always_called") for m in modules[:1]):
+            for module in modules:  # a torch without these tables: its public calls
+                stack.callback(module.register_forward_pre_hook(self.pre_hook, with_kwargs=True).remove)
+                stack.callback(module.register_forward_hook(self.post_hook, with_kwargs=True, always_call=True).remove)
+            return
+        pre, post = RemovableHandle(OrderedDict()).id, RemovableHandle(OrderedDict()).id  # ids no hook has
+        for module in modules:
+            leaf = self.is_leaf(module)  # a module inside no leaf only enters and leaves its scope
+            module._forward_pre_hooks[pre] = self.pre_hook if leaf else self._enter_hook(self.names.get(module, ""))
+            module._forward_pre_hooks_with_kwargs[pre] = True
+            module._forward_hooks[post] = self.post_hook if leaf else self._leave
+            module._forward_hooks_with_kwargs[post] = True
+            module._forward_hooks_always_called[post] = True
+        stack.callback(_remove_hooks, modules, pre, post)
+
+
+def _remove_hooks(modules: list[nn.Module], pre: int, post: int) -> None:
+    for module in modules:
+        module._forward_pre_hooks.pop(pre, None)
+        module._forward_pre_hooks_with_kwargs.pop(pre, None)
+        for table in (module._forward_hooks, module._forward_hooks_with_kwargs, module._forward_hooks_always_called):
+            table.pop(post, None)
 
 
 @contextmanager
@@ -275,6 +315,7 @@ def trace_model(
     forward_fn: Callable | None = None,
     output_transform: Callable | None = None,
     meta_first: bool = True,
+    named: list[tuple[str, nn.Module]] | None = None,
 ) -> Trace:
     """Run ``model`` once on ``example_inputs`` and record every call (the model is not changed).
 
@@ -286,10 +327,11 @@ def trace_model(
     With ``meta_first`` (default) the forward first runs with ``meta`` stand-ins of the weights
     (:mod:`structprune.trace.meta`): the trace records shapes only, so it is the same trace
     without the arithmetic.  Code that reads values computed from weights raises there, and the
-    real forward is traced instead.
+    real forward is traced instead.  ``named``: ``list(model.named_modules())`` when the caller has it.
     """
     style = None if forward_fn is not None else call_style(model, example_inputs)
-    named = list(model.named_modules())  # one walk for the steps before the forward (the tree is the same)
+    if named is None:  # one walk for the steps before the forward (the tree is the same); or the caller's
+        named = list(model.named_modules())
     with eval_mode(model, [m for _, m in named]):
         try:
             return _trace_meta_first(model, example_inputs, is_leaf, forward_fn, output_transform, style, meta_first,
@@ -308,13 +350,27 @@ def trace_model(
 def eval_mode(model: nn.Module, modules: list[nn.Module] | None = None) -> Iterator[None]:
     """Put every module in eval mode, and give each its own ``training`` flag back afterwards
     (``modules``: ``list(model.modules())`` when the caller has it)."""
-    flags = [(m, m.training) for m in (model.modules() if modules is None else modules)]
-    model.eval()
+    modules = list(model.modules()) if modules is None else modules
+    flags = [(m, m.training) for m in modules]
+    plain = type(model).eval is nn.Module.eval and all(
+        type(m).train is _TRAIN and type(m).__setattr__ is _SETATTR and not hasattr(type(m), "training")
+        for m in modules)
+    if plain:  # what eval() does to each module, without its recursion and __setattr__
+        for module in modules:
+            module.__dict__["training"] = False
+    else:
+        model.eval()
     try:
         yield
     finally:
         for module, training in flags:
-            module.training = training
+            if plain:
+                module.__dict__["training"] = training
+            else:
+                module.training = training
+
+
+_TRAIN, _SETATTR = nn.Module.train, nn.Module.__setattr__
 
 
 def _trace_meta_first(model, example_inputs, is_leaf, forward_fn, output_transform, style, meta_first,

@@ -111,3 +111,18 @@ def test_attention_shortcut_equals_the_meta_kernel_on_random_configs():
             _same(fast, F.scaled_dot_product_attention(q, k, v, **kwargs))
             shortcuts += 1
     assert shortcuts >= 10
+
+
+def test_binary_shortcut_broadcasts_like_torch_and_leaves_mismatches_to_the_kernel():
+    rng = random.Random(1)
+    for _ in range(300):
+        a = tuple(rng.choice((0, 1, 2, 3)) for _ in range(rng.randint(0, 4)))
+        b = tuple(rng.choice((0, 1, 2, 3)) for _ in range(rng.randint(0, 4)))
+        x, y = torch.empty(a, device="meta"), torch.empty(b, device="meta")
+        try:
+            want = torch.broadcast_shapes(a, b)
+        except RuntimeError:
+            assert meta_shortcut("mul", (x, y), {}) is None  # the kernel runs, and raises
+            continue
+        got = meta_shortcut("mul", (x, y), {})
+        assert got is not None and got.shape == want and got.dtype == x.dtype

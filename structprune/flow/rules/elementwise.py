@@ -31,21 +31,21 @@ ELEMENTWISE = (
 @register_op_rule(*ELEMENTWISE)
 def elementwise_rule(ctx: FlowContext, node: Node) -> None:
     """Outputs broadcast the inputs: each full-size input dim is the same channel space."""
+    inputs = [(v, v.shape, len(v.shape)) for v in node.inputs]
     for out in node.outputs:
-        dims = []
-        for axis in range(out.ndim):
-            size = out.shape[axis]
-            matches = [v for v in node.inputs
-                       if v.ndim >= out.ndim - axis and v.shape[axis - out.ndim] == size]
+        dims, ndim = [], len(out.shape)
+        for axis, size in enumerate(out.shape):
+            back = axis - ndim  # the same dim counted from the right, as broadcasting aligns
+            matches = [v for v, shape, n in inputs if n >= -back and shape[back] == size]
             if not matches:
                 dims.append(ctx.fresh_pinned(size, pinned_reason(node, f"broadcast dim {axis}")))
                 continue
-            first = ctx.dims(matches[0])[axis - out.ndim]
+            first = ctx.dims(matches[0])[back]
             for other in matches[1:]:
-                ctx.atoms.unify(first, ctx.dims(other)[axis - out.ndim])
-            for v in node.inputs:  # a size-1 dim broadcast over channels is not a channel
-                if v.ndim >= out.ndim - axis and v.shape[axis - out.ndim] == 1 < size:
-                    ctx.atoms.pin(ctx.dims(v)[axis - out.ndim], pinned_reason(node, f"broadcast dim {axis}"))
+                ctx.atoms.unify(first, ctx.dims(other)[back])
+            for v, shape, n in inputs:  # a size-1 dim broadcast over channels is not a channel
+                if n >= -back and shape[back] == 1 < size:
+                    ctx.atoms.pin(ctx.dims(v)[back], pinned_reason(node, f"broadcast dim {axis}"))
             dims.append(first)
         ctx.set_dims(out, dims)
 
