@@ -161,6 +161,8 @@ class BasePruner(PrunerCompat):
         """Prune to the next step's ratio; with ``interactive=True`` return a generator of groups
         (``group.idxs`` = the chosen units) that the caller prunes with ``group.prune()``, one at
         a time and in order."""
+        if self._target is not None:
+            self._target.interactive = interactive  # a search that prunes by itself may use meta stand-ins
         groups = self._next_step()
         if interactive:
             return self._then_recount(groups)
