@@ -166,9 +166,12 @@ class BasePruner(PrunerCompat):
         groups = self._next_step()
         if interactive:
             return self._then_recount(groups)
-        with paused_gc(), reused_float_buffer():  # one float32 scoring buffer for the whole step
-            for group in groups:
-                self._prune(group)
+        try:
+            with paused_gc(), reused_float_buffer():  # one float32 scoring buffer for the whole step
+                for group in groups:
+                    self._prune(group)
+        finally:
+            getattr(groups, "close", lambda: None)()  # a target search undoes a step that failed part way
         self._head_counts.refresh(self.DG)
         return None
 

@@ -122,8 +122,14 @@ class TargetSearch:
                     logger.info("step %d on meta stand-ins failed (%s: %s); searching on the real weights", step,
                                 type(error).__name__, error)
                     self._undo(snapshot, state)
+                except BaseException:  # closed part way (the caller failed, or stopped): nothing stays on meta
+                    self._undo(snapshot, state)
+                    raise
             try:
                 yield from self._rounds(step)
+            except GeneratorExit:
+                self._undo(snapshot, state)
+                raise
             except Exception as error:
                 self._undo(snapshot, state)
                 raise RuntimeError(f"structprune.pruner.target: the {self.metric} search of step {step} failed "

@@ -88,15 +88,19 @@ def _failing_measure(after: int):
     return measure
 
 
-@pytest.mark.parametrize("smallest", [0, 1 << 40])  # on stand-ins, or on the real weights
-def test_a_search_failing_part_way_leaves_the_model_whole(monkeypatch, smallest):
-    monkeypatch.setattr(stand_ins, "SMALLEST", smallest)
+@pytest.mark.parametrize("interactive", [False, True])  # on stand-ins, or on the real weights
+def test_a_search_failing_part_way_leaves_the_model_whole(monkeypatch, interactive):
+    monkeypatch.setattr(stand_ins, "SMALLEST", 0)
     model, x = _convnet()
     before = _state(model)
     pruner = _pruner(model, x, speedup=2.0)
     monkeypatch.setattr(TargetSearch, "measure", _failing_measure(after=3))
     with pytest.raises(RuntimeError, match="left as it was before the step") as error:
-        pruner.step()
+        if interactive:
+            for group in pruner.step(interactive=True):
+                group.prune()
+        else:
+            pruner.step()
     assert "counter broke" in str(error.value)
     _same(_state(model), before)
     assert not pruner.DG.dead.any() and pruner.DG.pruning_history() == []
@@ -124,3 +128,23 @@ def test_a_model_on_meta_is_searched_as_it_is():
                                        importance=tp.importance.RandomImportance(), ignored_layers=[model.fc])
     pruner.step()
     assert model.conv2.out_channels < 64 and model.conv2.weight.is_meta
+
+
+@pytest.mark.parametrize("smallest", [0, 1 << 40])
+def test_a_step_whose_pruning_fails_leaves_the_model_whole(monkeypatch, smallest):
+    monkeypatch.setattr(stand_ins, "SMALLEST", smallest)
+    model, x = _convnet()
+    before = _state(model)
+    pruner = _pruner(model, x, speedup=2.0)
+    real_prune, calls = tp.pruner.MagnitudePruner._prune, []
+
+    def failing(self, group):
+        calls.append(1)
+        if len(calls) == 3:
+            raise TypeError("a custom pruner broke")
+        real_prune(self, group)
+    monkeypatch.setattr(tp.pruner.MagnitudePruner, "_prune", failing)
+    with pytest.raises(TypeError, match="custom pruner broke"):
+        pruner.step()
+    _same(_state(model), before)
+    assert not pruner.DG.dead.any() and all(not p.is_meta for p in model.parameters())
