@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # runtime imports would cycle: layers.base imports this modul
     from structprune.layers.base import LayerPruner
 
 _pruned_copies: dict[tuple[int, int, tuple[int, ...]], torch.Tensor] | None = None
+_copy_observer: Callable[[torch.Tensor, int, tuple[int, ...], torch.Tensor], None] | None = None
 _originals: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None  # id(original) -> (original, copy)
 
 
@@ -101,10 +102,30 @@ def pruned_copy(tensor: torch.Tensor, axis: int, idxs: tuple[int, ...],
                 make: Callable[[], torch.Tensor]) -> torch.Tensor:
     """``make()``, or the copy already made for this tensor, axis and indices inside :func:`keep_ties`."""
     if _pruned_copies is None:
-        return make()
+        return _made(tensor, axis, idxs, make)
     key = (id(tensor), axis % max(tensor.ndim, 1), idxs)
     copy = _pruned_copies.get(key)
     if copy is None:
-        copy = _pruned_copies[key] = make()
+        copy = _pruned_copies[key] = _made(tensor, axis, idxs, make)
         _originals[id(tensor)] = (tensor, copy)  # also keeps the original alive: its id is not reused
     return copy
+
+
+def _made(tensor: torch.Tensor, axis: int, idxs: tuple[int, ...], make: Callable[[], torch.Tensor]) -> torch.Tensor:
+    copy = make()
+    if _copy_observer is not None:
+        _copy_observer(tensor, axis, idxs, copy)
+    return copy
+
+
+@contextlib.contextmanager
+def observing_copies(observer: Callable[[torch.Tensor, int, tuple[int, ...], torch.Tensor], None]) -> Iterator[None]:
+    """While active, ``observer(original, axis, removed indices, copy)`` sees every pruned copy
+    :func:`pruned_copy` makes (a target search prunes ``meta`` stand-ins and follows where each
+    copy's rows come from: :mod:`structprune.pruner.stand_ins`)."""
+    global _copy_observer
+    outer, _copy_observer = _copy_observer, observer
+    try:
+        yield
+    finally:
+        _copy_observer = outer

@@ -161,12 +161,17 @@ class BasePruner(PrunerCompat):
         """Prune to the next step's ratio; with ``interactive=True`` return a generator of groups
         (``group.idxs`` = the chosen units) that the caller prunes with ``group.prune()``, one at
         a time and in order."""
+        if self._target is not None:
+            self._target.interactive = interactive  # a search that prunes by itself may use meta stand-ins
         groups = self._next_step()
         if interactive:
             return self._then_recount(groups)
-        with paused_gc(), reused_float_buffer():  # one float32 scoring buffer for the whole step
-            for group in groups:
-                self._prune(group)
+        try:
+            with paused_gc(), reused_float_buffer():  # one float32 scoring buffer for the whole step
+                for group in groups:
+                    self._prune(group)
+        finally:
+            getattr(groups, "close", lambda: None)()  # a target search undoes a step that failed part way
         self._head_counts.refresh(self.DG)
         return None
 

@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import logging
 import math
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Iterator
 
 import torch
+import torch.nn as nn
 
 from structprune.group import Group
+from structprune.pruner.stand_ins import StandIns, StepSnapshot, can_stand_in
 from structprune.pruner.step_cost import StepCosts, own_shares, parameter_shares
 
 if TYPE_CHECKING:
@@ -68,6 +70,9 @@ class TargetSearch:
         else:
             self.final = self.base / float(options.speedup)
         self.ratio = 0.0
+        self.interactive = True  # set by BasePruner.step: False when the step prunes the groups itself
+        self._stand_ins: StandIns | None = None
+        self._scores: dict = {}
 
     def measure(self) -> float:
         """The model's MACs (or parameter count) now: the one place the search reads its metric
@@ -100,9 +105,62 @@ class TargetSearch:
 
     def groups(self, step: int) -> Iterator[Group]:
         """Yield the groups of each ratio increment until the goal of ``step`` is met; every unit
-        keeps the score it had when the step began (see :meth:`scores_frozen`)."""
+        keeps the score it had when the step began (see :meth:`scores_frozen`).
+
+        When :meth:`structprune.pruner.BasePruner.step` prunes the groups itself (not
+        ``interactive``), the rounds prune ``meta`` stand-ins of the weights and the real weights
+        are pruned once at the end (:mod:`structprune.pruner.stand_ins`: the same result).  If the
+        search fails part way, the model is put back as it was before the step and a
+        ``RuntimeError`` says why."""
         with self.scores_frozen():
-            yield from self._rounds(step)
+            snapshot, state = StepSnapshot(self.pruner), self._state()
+            if self._on_stand_ins(snapshot):
+                try:
+                    yield from self._stand_in_rounds(step, snapshot)
+                    return
+                except Exception as error:  # value-dependent code, a custom pruner, a genuine failure
+                    logger.info("step %d on meta stand-ins failed (%s: %s); searching on the real weights", step,
+                                type(error).__name__, error)
+                    self._undo(snapshot, state)
+                except BaseException:  # closed part way (the caller failed, or stopped): nothing stays on meta
+                    self._undo(snapshot, state)
+                    raise
+            try:
+                yield from self._rounds(step)
+            except GeneratorExit:
+                self._undo(snapshot, state)
+                raise
+            except Exception as error:
+                self._undo(snapshot, state)
+                raise RuntimeError(f"structprune.pruner.target: the {self.metric} search of step {step} failed "
+                                   f"({type(error).__name__}: {error}); the model was left as it was before the step. "
+                                   "Check that the model runs on example_inputs and that the importance scores "
+                                   "every group") from error
+
+    def _on_stand_ins(self, snapshot: StepSnapshot) -> bool:
+        """Whether the rounds may run on ``meta`` stand-ins: the step prunes the groups itself, the
+        count is read from shapes (MACs or params: not a latency) and every tensor can stand in."""
+        plain = type(self).measure is TargetSearch.measure and type(self).groups is TargetSearch.groups \
+            and type(self)._rounds is TargetSearch._rounds
+        return plain and not self.interactive and can_stand_in(self.pruner.model, snapshot.modules)
+
+    def _stand_in_rounds(self, step: int, snapshot: StepSnapshot) -> Iterator[Group]:
+        self._stand_ins = StandIns(snapshot.modules)
+        try:
+            with self._stand_ins.active():
+                yield from self._rounds(step)
+            self._stand_ins.finish()
+        finally:
+            self._stand_ins = None
+
+    def _state(self) -> tuple:
+        return (self.ratio,)
+
+    def _undo(self, snapshot: StepSnapshot, state: tuple) -> None:
+        """Back to the state before the step: the model, graph, ratio and step scores."""
+        snapshot.restore()
+        self.ratio = state[0]
+        self._scores.clear()
 
     @contextmanager
     def scores_frozen(self) -> Iterator[None]:
@@ -112,11 +170,13 @@ class TargetSearch:
         a single channel (a VGG at 8x fell to chance accuracy that way)."""
         pruner, cache = self.pruner, {}
         fresh = pruner.estimate_importance
+        self._scores = cache
 
         def frozen(group: Group):
             if group.units and all(u in cache for u in group.units):
                 return torch.tensor([cache[u] for u in group.units])
-            scores = fresh(group)
+            with self._real_weights(group):
+                scores = fresh(group)
             if scores is not None:
                 cache.update(zip(group.units, scores.tolist()))
             return scores
@@ -126,6 +186,15 @@ class TargetSearch:
             yield
         finally:
             del pruner.estimate_importance
+
+    def _real_weights(self, group: Group):
+        """While the rounds run on stand-ins: the real tensors of the group's layers, as they stand."""
+        stand_ins = getattr(self, "_stand_ins", None)
+        if stand_ins is None:
+            return nullcontext()
+        members = group.member_targets()
+        owners = [t.module for t in members] + [owner for t in members for owner, _, _ in t.tensor_axes()]
+        return stand_ins.real_weights(m for m in owners if isinstance(m, nn.Module))
 
     def _rounds(self, step: int) -> Iterator[Group]:
         goal, current = self.goal(step), self.measure()
