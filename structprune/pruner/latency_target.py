@@ -166,9 +166,9 @@ class LatencyTargetSearch(LatencyRanking, TargetSearch):
                         paired, wanted, self.base / self.measure())
             expected_scale = self.scale_savings
             self.calibrate(paired)
-            if kept is not None and self._over(paired, wanted):
+            if kept is not None and self._over(paired, wanted) and self._within(kept[1].paired_speedup, wanted):
                 comparison, paired = self._confirm(comparison, "over the band")
-                if self._over(paired, wanted) and self._within(kept[1].paired_speedup, wanted):
+                if self._over(paired, wanted):
                     comparison = self._back_off(*kept, paired, wanted)
                     break
             if check == _CHECKS - 1:
