@@ -12,7 +12,10 @@ one) over that scale, and is timed again, while the measured speed-up is short b
 ``_CHECKS`` timings.  A check within tolerance but in the lower half of it (a timing of the result
 on its own would land under the band about as often as in it) is timed again and pooled; if it
 stays there, a small last stage, by the measured slope, goes to the asked speed-up itself (unless
-no step is small enough: then the model stands as timed).  The search's decisions take the median of the per-round speed-ups (each
+no step is small enough: then the model stands as timed).  A stage that goes over the band from a
+check within it (widths in coarse steps: whole heads tied across layers) is undone: the model,
+its graph and config are restored from a :class:`.snapshot.Snapshot` taken before the stage (on
+the CPU, or for models up to 2 GiB elsewhere).  The search's decisions take the median of the per-round speed-ups (each
 round times both models back to back, so a change of load hits both; on a quiet machine it is the
 ratio of medians).  A result that measures slower than the original, short of the target or
 more than 5% over it is reported with a warning.
@@ -27,12 +30,14 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import torch
 
 from structprune.group import Group
+from structprune.pruner import snapshot
 from structprune.pruner.latency_ranking import LatencyRanking, build_latency_model
 from structprune.pruner.target import TargetSearch
 
@@ -121,6 +126,7 @@ class LatencyTargetSearch(LatencyRanking, TargetSearch):
         super().__init__(pruner)
         self.metric = "latency"
         self.stalled = False  # the search ended because pruning further saved no measured time
+        self.backed_off = False  # the last stage went over the band and was undone (see _back_off)
         self.verification = None
         self.scale_savings = 1.0  # measured / estimated saving of the checks (see calibrate)
         self._checks: list[tuple[float, float]] = []
@@ -151,6 +157,7 @@ class LatencyTargetSearch(LatencyRanking, TargetSearch):
     def _verified(self, step: int) -> Iterator[Group]:
         """Time the model against the original; while clearly short of the asked speed-up, scale
         the estimate's savings by the measured ones (:meth:`calibrate`) and search on."""
+        kept = None  # the model before the last stage, and its check (see _backs_off)
         for check in range(_CHECKS):
             comparison = self._steady_time()
             wanted = self._wanted(comparison.before.median)
@@ -159,12 +166,18 @@ class LatencyTargetSearch(LatencyRanking, TargetSearch):
                         paired, wanted, self.base / self.measure())
             expected_scale = self.scale_savings
             self.calibrate(paired)
+            if kept is not None and self._over(paired, wanted) and self._within(kept[1].paired_speedup, wanted):
+                comparison, paired = self._confirm(comparison, "over the band")
+                if self._over(paired, wanted):
+                    comparison = self._back_off(*kept, paired, wanted)
+                    break
             if check == _CHECKS - 1:
                 break
             if self._in_low_band(paired, wanted):  # within tolerance, but in its lower half
                 comparison, paired = self._confirm(comparison, "low in the band")
                 if self._in_low_band(paired, wanted):  # still: a small last step to the asked speed-up itself
                     before, self.final = self.measure(), self.base * (1.0 - self._next_saving(1.0 - 1.0 / wanted))
+                    kept = self._keep(comparison)
                     yield from super()._rounds(step)
                     if self.measure() < before:
                         continue
@@ -176,9 +189,38 @@ class LatencyTargetSearch(LatencyRanking, TargetSearch):
                 self._warn_stalled(*stall, paired)
                 break
             self.final = self.base * (1.0 - self._next_saving(1.0 - 1.0 / (wanted * _AIM)))
+            kept = self._keep(comparison)
             yield from super()._rounds(step)
         self.verification = comparison
         self._report_measured(comparison, wanted)
+
+    def _keep(self, comparison):
+        """``(snapshot of the model as it stands, its check)`` before a stage, when affordable
+        (:func:`.snapshot.affordable`), else ``None``: the stage cannot then be undone."""
+        if not snapshot.affordable(self.pruner.model, self.latency_options.device):
+            return None
+        return snapshot.Snapshot.take(self.pruner.model, self.pruner.DG), comparison
+
+    def _over(self, speedup: float, wanted: float) -> bool:
+        return speedup > wanted * (1 + self.latency_options.tolerance)
+
+    def _within(self, speedup: float, wanted: float) -> bool:
+        tolerance = self.latency_options.tolerance
+        return wanted * (1 - tolerance) <= speedup <= wanted * (1 + tolerance)
+
+    def _back_off(self, kept: "snapshot.Snapshot", comparison, over: float, wanted: float):
+        """Restore the model as it was before the last stage (measured ``over`` the band, and its
+        check before within it); the check of the restored model.  (A check before that was short
+        of the band is kept pruned on: at 1.55x then 2.66x for 2x, restoring the nearer one would
+        leave the model short by 22%.)"""
+        kept.restore()
+        self.backed_off = True
+        logger.info(
+            "the last stage measured %.2fx, more than %.0f%% over the asked %.2fx: restored the model as it was "
+            "before it (%.2fx, within the band); the smallest remaining steps of the widths are too coarse to "
+            "land in between (heads tied across layers, a large round_to)", over,
+            100 * self.latency_options.tolerance, wanted, comparison.paired_speedup)
+        return comparison
 
     def _in_low_band(self, speedup: float, wanted: float) -> bool:
         """Whether ``speedup`` is within the tolerance of ``wanted`` but in the lower half of it (a
@@ -343,3 +385,4 @@ class LatencyTargetSearch(LatencyRanking, TargetSearch):
         placement = pruner.latency_options.placement()
         placed = placement.model(pruner.model)
         return copy.deepcopy(placed) if placed is pruner.model else placed
+

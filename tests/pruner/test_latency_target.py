@@ -313,3 +313,44 @@ def test_a_check_low_in_the_band_is_confirmed_and_refined(tmp_path, monkeypatch)
     assert 2.0 * 0.975 <= pruner._target.verification.paired_speedup <= 2.0 * 1.05
     assert len(pruner._target.verification.after.times) == 5  # the refined model's own timing
     assert model(x).shape == (1, 10)
+
+
+def test_a_stage_over_the_band_from_a_check_within_it_is_undone(tmp_path, monkeypatch, caplog):
+    """Widths in steps of 8 on a device saving 1.05x the estimate: a check at 1.95x (low in the
+    band) sends a small last stage to 2x, but the smallest step lands at 2.13x, over the band (the
+    old search kept it).  The stage is undone: the model, its graph and its pruning history are as
+    they were at the 1.95x check; the model runs, saves and replays."""
+    model, x = cnn(), torch.randn(1, 3, 16, 16)
+    latency = fake_latency(model, x, tmp_path)
+    base = latency.estimate()
+    timings, states = [], []
+
+    def timed(self):
+        after = device_ms(latency, base, factor=1.05)
+        timings.append(base / after)
+        states.append((tuple(p.shape for p in model.parameters()), len(self.pruner.DG.pruning_history())))
+        return LatencyComparison(LatencyStats((base,) * 5), LatencyStats((after,) * 5))
+
+    monkeypatch.setattr(LatencyTargetSearch, "_time", timed)
+    pruner = MagnitudePruner(model, x, speedup=2.0, measure="latency", latency_model=latency,
+                             ignored_layers=[model[9]], round_to=8)
+    with caplog.at_level(logging.INFO, logger="structprune.pruner.latency_target"):
+        pruner.step()
+    assert any(t > 2.0 * 1.05 for t in timings)  # the stage that went over
+    final = base / device_ms(latency, base, factor=1.05)
+    assert 2.0 * 0.95 <= final <= 2.0 * 1.05  # the old search ended at 2.13x
+    assert pruner._target.backed_off and "restored the model" in caplog.text
+    assert pruner._target.verification.paired_speedup == pytest.approx(final)
+    restored = states.index(next(s for s, t in zip(states, timings) if t == pytest.approx(final)))
+    assert (tuple(p.shape for p in model.parameters()), len(pruner.DG.pruning_history())) == states[restored]
+    assert model(x).shape == (1, 10)
+    for record in pruner.records:  # the graph's units agree with the restored layers
+        assert pruner.current_units(record) == record.group(pruner.DG).root.module.out_channels
+    path = tmp_path / "pruned.pt"
+    torch.save(model, path)
+    assert torch.load(path, weights_only=False)(x).shape == (1, 10)
+    replayed = cnn()
+    from structprune import DependencyGraph
+    DependencyGraph().build_dependency(replayed, example_inputs=x).load_pruning_history(
+        pruner.DG.pruning_history())
+    assert [p.shape for p in replayed.parameters()] == [p.shape for p in model.parameters()]
