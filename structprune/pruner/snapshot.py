@@ -1,22 +1,24 @@
-"""A pruned model's state as it stands, to go back to after a stage of pruning that went too far.
+"""A model's pruning state as it stands, to go back to: after a step that fails part way, or a
+stage of pruning that went too far.
 
 Pruning replaces a layer's tensors with sliced copies and never writes into the old ones (the
 all-or-nothing restore of :func:`structprune.prune.apply_plan` relies on the same), so a snapshot
-keeps references, not copies: each module's attributes, parameters and buffers, the graph's
-dead-unit mask (which pruning updates in place), the length of its pruning history, and a
-Hugging Face config's fields.  What it costs is the memory of the tensors the stage removes,
-kept alive until the snapshot is dropped (at most the model's own size).
+keeps references, not copies: each module's attributes, parameters, buffers and children (the
+model's, and those the graph saw when it was built), the graph's dead classes (which pruning
+updates in place), the length of its pruning history, and a copy of a Hugging Face config's
+fields.  What it costs is the memory of the tensors pruning removes meanwhile, kept alive until
+the snapshot is dropped (at most the model's own size).
 
 Example::
 
-    kept = Snapshot.take(pruner.model, pruner.DG)
+    kept = Snapshot(pruner.model, pruner.DG)
     ...                      # prune
     kept.restore()           # the model, its graph and its config as they were
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
 
 import torch
 import torch.nn as nn
@@ -32,40 +34,51 @@ def affordable(model: nn.Module, device: str) -> bool:
     return size <= _MAX_BYTES
 
 
-@dataclass
-class Snapshot:
-    """``model`` and its dependency ``graph`` as they were when :meth:`take` ran."""
+def step_modules(model: nn.Module, graph) -> list[nn.Module]:
+    """Every module pruning may change: the model's, and those ``graph`` saw when it was built."""
+    seen: dict[int, nn.Module] = {id(m): m for m in model.modules()}
+    for module in getattr(graph, "modules_by_name", {}).values():
+        seen.setdefault(id(module), module)
+    return list(seen.values())
 
-    model: nn.Module
-    graph: object
-    modules: list[tuple[nn.Module, dict, dict, dict, dict]]
-    dead: torch.Tensor
-    history: int
-    config: dict | None
+
+class Snapshot:
+    """``model`` and its dependency ``graph`` as they were when the snapshot was made."""
+
+    def __init__(self, model: nn.Module, graph):
+        self.graph = graph
+        self.modules = step_modules(model, graph)
+        self.saved = [(m, dict(vars(m)), dict(m._parameters), dict(m._buffers), dict(m._modules)) for m in self.modules]
+        config = getattr(model, "config", None)
+        self.config = (config, _copied(vars(config))) if hasattr(config, "__dict__") else None
+        self.dead = graph.dead.numpy().copy()  # numpy: torch's clone of a bool tensor is ~100x slower here
+        self.history = len(graph.pruning_history())
 
     @classmethod
     def take(cls, model: nn.Module, graph) -> "Snapshot":
-        modules = [(m, dict(m.__dict__), dict(m._parameters), dict(m._buffers), dict(m._modules))
-                   for m in model.modules()]
-        config = getattr(model, "config", None)
-        return cls(model, graph, modules, graph.dead.clone(), len(graph.pruning_history()),
-                   dict(config.__dict__) if config is not None and hasattr(config, "__dict__") else None)
+        """The snapshot of ``model`` and ``graph`` as they stand."""
+        return cls(model, graph)
 
     def restore(self) -> None:
-        """Put every module, the graph's dead units and history, and the config back as they were."""
-        for module, attributes, parameters, buffers, children in self.modules:
-            module.__dict__.clear()
-            module.__dict__.update(attributes)
-            module._parameters.clear()
-            module._parameters.update(parameters)
-            module._buffers.clear()
-            module._buffers.update(buffers)
-            module._modules.clear()
-            module._modules.update(children)
-        with torch.no_grad():
-            self.graph.dead.copy_(self.dead)  # in place: caches keyed on its version see the change
-        del self.graph.pruning_history()[self.history:]
+        """Put back every module's attributes, tensors and children, the config, the dead classes
+        and the pruning history as they were when the snapshot was taken."""
+        for module, attributes, params, buffers, children in self.saved:
+            state = vars(module)
+            state.clear()
+            state.update(attributes)
+            for store, entries in ((module._parameters, params), (module._buffers, buffers),
+                                   (module._modules, children)):
+                store.clear()
+                store.update(entries)
         if self.config is not None:
-            config = self.model.config
-            config.__dict__.clear()
-            config.__dict__.update(self.config)
+            vars(self.config[0]).clear()
+            vars(self.config[0]).update(_copied(self.config[1]))
+        self.graph.dead.copy_(torch.from_numpy(self.dead))  # in place: caches keyed by the tensor's version see the change
+        del self.graph.pruning_history()[self.history:]
+
+
+def _copied(state: dict) -> dict:
+    try:
+        return copy.deepcopy(state)
+    except Exception:  # an attribute that cannot be copied: its holder is kept as it is
+        return dict(state)

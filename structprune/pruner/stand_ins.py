@@ -11,13 +11,12 @@ rounds would have left), and after the last round every stand-in is replaced the
 real tensor is copied once per step instead of once per round, with the same values, shapes,
 ``requires_grad`` and gradients as pruning round by round gives.
 
-:class:`StepSnapshot` keeps what a step changes (module attributes and tensors, the config of a
-Hugging Face model, the graph's dead classes and pruning history) so that a step that fails part
-way is undone.
+A step that fails part way is undone by a :class:`structprune.pruner.snapshot.Snapshot` taken
+before it.
 
 Example::
 
-    snapshot = StepSnapshot(pruner)
+    snapshot = Snapshot(pruner.model, pruner.DG)
     stand_ins = StandIns(snapshot.modules)        # the model now holds meta tensors
     with stand_ins.active():
         ...                                         # prune groups; read real tensors with stand_ins.real_weights(...)
@@ -26,11 +25,10 @@ Example::
 
 from __future__ import annotations
 
-import copy
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -38,9 +36,6 @@ import torch.nn as nn
 
 from structprune.tied import observing_copies
 from structprune.trace.meta import can_run_on_meta
-
-if TYPE_CHECKING:
-    from structprune.pruner.base import BasePruner
 
 logger = logging.getLogger(__name__)
 
@@ -50,51 +45,6 @@ SMALLEST = 1 << 16  # tensors with fewer elements stay real (and are pruned in e
 class StandInError(RuntimeError):
     """A slot of the model holds a ``meta`` tensor whose rows cannot be traced to a real tensor
     (a custom pruner that slices without :func:`structprune.layers.prune_tensor`)."""
-
-
-def step_modules(pruner: "BasePruner") -> list[nn.Module]:
-    """Every module a step may change: the model's, and those seen when the graph was built."""
-    seen: dict[int, nn.Module] = {id(m): m for m in pruner.model.modules()}
-    for module in getattr(pruner.DG, "modules_by_name", {}).values():
-        seen.setdefault(id(module), module)
-    return list(seen.values())
-
-
-class StepSnapshot:
-    """What a pruning step changes, kept so that :meth:`restore` undoes the step."""
-
-    def __init__(self, pruner: "BasePruner"):
-        self.graph = pruner.DG
-        self.modules = step_modules(pruner)
-        self.saved = [(m, dict(vars(m)), dict(m._parameters), dict(m._buffers), dict(m._modules)) for m in self.modules]
-        config = getattr(pruner.model, "config", None)
-        self.config = (config, _copied(vars(config))) if hasattr(config, "__dict__") else None
-        self.dead = self.graph.dead.numpy().copy()  # numpy: torch's clone of a bool tensor is ~100x slower here
-        self.history = len(self.graph.pruning_history())
-
-    def restore(self) -> None:
-        """Put back every module's attributes, tensors and children, the config, the dead classes
-        and the pruning history as they were when the snapshot was taken."""
-        for module, attributes, params, buffers, children in self.saved:
-            state = vars(module)
-            state.clear()
-            state.update(attributes)
-            for store, entries in ((module._parameters, params), (module._buffers, buffers),
-                                   (module._modules, children)):
-                store.clear()
-                store.update(entries)
-        if self.config is not None:
-            vars(self.config[0]).clear()
-            vars(self.config[0]).update(_copied(self.config[1]))
-        self.graph.dead.copy_(torch.from_numpy(self.dead))  # in place: caches keyed by the tensor's version see the change
-        del self.graph.pruning_history()[self.history:]
-
-
-def _copied(state: dict) -> dict:
-    try:
-        return copy.deepcopy(state)
-    except Exception:  # an attribute that cannot be copied: its holder is kept as it is
-        return dict(state)
 
 
 @dataclass

@@ -35,7 +35,8 @@ import torch
 import torch.nn as nn
 
 from structprune.group import Group
-from structprune.pruner.stand_ins import StandIns, StepSnapshot, can_stand_in
+from structprune.pruner.snapshot import Snapshot
+from structprune.pruner.stand_ins import StandIns, can_stand_in
 from structprune.pruner.step_cost import StepCosts, own_shares, parameter_shares
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ class TargetSearch:
         search fails part way, the model is put back as it was before the step and a
         ``RuntimeError`` says why."""
         with self.scores_frozen():
-            snapshot, state = StepSnapshot(self.pruner), self._state()
+            snapshot, state = Snapshot(self.pruner.model, self.pruner.DG), self._state()
             if self._on_stand_ins(snapshot):
                 try:
                     yield from self._stand_in_rounds(step, snapshot)
@@ -137,14 +138,14 @@ class TargetSearch:
                                    "Check that the model runs on example_inputs and that the importance scores "
                                    "every group") from error
 
-    def _on_stand_ins(self, snapshot: StepSnapshot) -> bool:
+    def _on_stand_ins(self, snapshot: Snapshot) -> bool:
         """Whether the rounds may run on ``meta`` stand-ins: the step prunes the groups itself, the
         count is read from shapes (MACs or params: not a latency) and every tensor can stand in."""
         plain = type(self).measure is TargetSearch.measure and type(self).groups is TargetSearch.groups \
             and type(self)._rounds is TargetSearch._rounds
         return plain and not self.interactive and can_stand_in(self.pruner.model, snapshot.modules)
 
-    def _stand_in_rounds(self, step: int, snapshot: StepSnapshot) -> Iterator[Group]:
+    def _stand_in_rounds(self, step: int, snapshot: Snapshot) -> Iterator[Group]:
         self._stand_ins = StandIns(snapshot.modules)
         try:
             with self._stand_ins.active():
@@ -156,7 +157,7 @@ class TargetSearch:
     def _state(self) -> tuple:
         return (self.ratio,)
 
-    def _undo(self, snapshot: StepSnapshot, state: tuple) -> None:
+    def _undo(self, snapshot: Snapshot, state: tuple) -> None:
         """Back to the state before the step: the model, graph, ratio and step scores."""
         snapshot.restore()
         self.ratio = state[0]
