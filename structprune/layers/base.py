@@ -85,12 +85,28 @@ def _kept(size: int, removed: tuple[int, ...]) -> torch.Tensor:
     return keep_indices(size, removed)
 
 
+_last_removed: tuple[list, tuple[int, ...]] = ([], ())
+
+
+def _removed(idxs: Sequence[int]) -> tuple[int, ...]:
+    """``tuple(sorted(set(map(int, idxs))))``; the answer for the last list is kept, as a layer's
+    tensors (weight, bias, running statistics) are pruned by one list in turn."""
+    global _last_removed
+    last, removed = _last_removed
+    if type(idxs) is list and len(idxs) == len(last) and idxs == last:
+        return removed
+    removed = tuple(sorted(set(map(int, idxs))))
+    if type(idxs) is list:
+        _last_removed = (list(idxs), removed)
+    return removed
+
+
 def prune_tensor(module: nn.Module, name: str, axis: int, idxs: Sequence[int]) -> None:
     """Replace ``module.<name>`` by a copy without entries ``idxs`` along ``axis`` (None is skipped)."""
     tensor = getattr(module, name, None)
     if tensor is None:
         return
-    removed = tuple(sorted(set(map(int, idxs))))
+    removed = _removed(idxs)
     pruned = pruned_copy(tensor, axis, removed,
                          lambda: _sliced(tensor, axis, _kept(tensor.shape[axis], removed).to(tensor.device)))
     if name in module._buffers:

@@ -23,6 +23,7 @@ from structprune.pruner.options import build_options
 from structprune.pruner.selection import Limits, global_removals, lowest
 from structprune.pruner.shapes import group_round_to, head_step, resolve_round_to
 from structprune.targets import TensorState
+from structprune.tied import indexed_holders
 from structprune.trace.gc_pause import gc_paused, paused_gc
 
 logger = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ class BasePruner(PrunerCompat):
         groups = self._next_step()
         if interactive:
             return self._then_recount(groups)
-        with paused_gc(), reused_float_buffer():  # one float32 scoring buffer for the whole step
+        with paused_gc(), reused_float_buffer(), indexed_holders():  # one scoring buffer, one holder index
             for group in groups:
                 self._prune(group)
         self._head_counts.refresh(self.DG)
