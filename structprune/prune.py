@@ -53,7 +53,13 @@ def _sliced_tensor_ids(plan: list[tuple[Target, list[int]]], axes: dict[int, lis
 def _changed_modules(plan: list[tuple[Target, list[int]]], sharing: list[nn.Module]) -> list[nn.Module]:
     """Modules whose tensors pruning ``plan`` may replace: a layer's pruner may slice its
     submodules' tensors too (a MultiheadAttention's ``out_proj``)."""
-    return [m for t, _ in plan for m in (t.module.modules() if t.is_layer else (t.module,))] + sharing
+    seen: dict[int, nn.Module] = {}
+    for t, _ in plan:
+        for m in (t.module.modules() if t.is_layer and t.module._modules else (t.module,)):
+            seen.setdefault(id(m), m)
+    for m in sharing:
+        seen.setdefault(id(m), m)
+    return list(seen.values())
 
 
 def apply_plan(graph: "DependencyGraph", plan: list[tuple[Target, list[int]]], removed: torch.Tensor) -> None:

@@ -108,8 +108,9 @@ class HolderIndex:
             self.order[id(module)] = position
             self._add(module)
 
-    def _add(self, module: nn.Module) -> None:
-        ids = [id(t) for store in (module._parameters, module._buffers) for t in store.values() if t is not None]
+    def _add(self, module: nn.Module, ids: list[int] | None = None) -> None:
+        if ids is None:
+            ids = [id(t) for store in (module._parameters, module._buffers) for t in store.values() if t is not None]
         self.held[id(module)] = ids
         for i in ids:
             self.by_tensor.setdefault(i, []).append(module)
@@ -119,13 +120,16 @@ class HolderIndex:
         for module in modules:
             if id(module) not in self.order:
                 continue
+            now = [id(t) for store in (module._parameters, module._buffers) for t in store.values() if t is not None]
+            if now == self.held.get(id(module)):
+                continue
             for i in self.held.pop(id(module), ()):
                 found = self.by_tensor.get(i)
                 if found is not None:
                     found[:] = [m for m in found if m is not module]
                     if not found:
                         del self.by_tensor[i]
-            self._add(module)
+            self._add(module, now)
 
     def holders(self, tensors: set[int]) -> list[nn.Module]:
         found = {id(m): m for i in tensors for m in self.by_tensor.get(i, ())}

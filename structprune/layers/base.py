@@ -108,11 +108,28 @@ def prune_tensor(module: nn.Module, name: str, axis: int, idxs: Sequence[int]) -
         return
     removed = _removed(idxs)
     pruned = pruned_copy(tensor, axis, removed,
-                         lambda: _sliced(tensor, axis, _kept(tensor.shape[axis], removed).to(tensor.device)))
+                         lambda: _sliced(tensor, axis, _on(_kept(tensor.shape[axis], removed), tensor.device)))
     if name in module._buffers:
         module._buffers[name] = pruned
+    elif _plain_parameter_swap(module, name, pruned):
+        module._parameters[name] = pruned  # what nn.Module.__setattr__ ends in, without its checks
     else:
         setattr(module, name, pruned)
+
+
+def _plain_parameter_swap(module: nn.Module, name: str, value: torch.Tensor) -> bool:
+    """Whether ``setattr(module, name, value)`` would only replace an existing parameter entry
+    (no ``__setattr__`` override, no parameter registration hook to call)."""
+    return type(module).__setattr__ is nn.Module.__setattr__ and name in module._parameters \
+        and isinstance(value, nn.Parameter) and not _parameter_hooks
+
+
+_parameter_hooks = nn.modules.module._global_parameter_registration_hooks
+
+
+def _on(index: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``index.to(device)`` (the kept indices are made on the CPU: nothing to do there)."""
+    return index if device.type == "cpu" else index.to(device)
 
 
 def _sliced(tensor: torch.Tensor, axis: int, keep: torch.Tensor) -> torch.Tensor:
