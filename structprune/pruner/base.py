@@ -114,7 +114,10 @@ class BasePruner(PrunerCompat):
         self.DG = DependencyGraph().build_dependency(
             model, example_inputs, forward_fn=forward_fn, output_transform=output_transform,
             unwrapped_parameters=unwrapped_parameters, customized_pruners=customized_pruners)
+        state = TensorState(self.DG.dead, self.DG.solution.pinned)
         self.records = config_limits.settle(find_groups(self.DG, self.options))
+        if state.matches(self.DG.dead, self.DG.solution.pinned):  # find_groups counted every group's units
+            self._unit_counts = (state, {id(r): r.initial_units for r in self.records})
         self.tie = config_limits.tie  # groups a target search moves together (pruner/ties.py)
         self._head_counts = HeadCounts(num_heads, self.records)
         self.gqa = GqaPlan(find_gqa_pairs(self.DG, self.records), self.options.gqa, self._head_ratio,
