@@ -131,6 +131,14 @@ class Target:
         return [(self.module, n, a) for n, a in self.pruner.parameters_along(self.module, self.dim)
                 if getattr(self.module, n, None) is not None]
 
+    def sliced_tensors(self) -> list[tuple[nn.Module, str, int, torch.Tensor | None]]:
+        """:meth:`tensor_axes` with each tensor as it is now (one attribute lookup each)."""
+        module = self.module
+        if not self.is_layer:
+            return [(module, self.tensor_name, self.axis, getattr(module, self.tensor_name, None))]
+        found = [(module, n, a, getattr(module, n, None)) for n, a in self.pruner.parameters_along(module, self.dim)]
+        return [entry for entry in found if entry[3] is not None]
+
     def prune(self, idxs: Sequence[int]) -> None:
         if not idxs:
             return

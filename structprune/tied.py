@@ -76,10 +76,90 @@ def keep_ties() -> Iterator[dict[int, tuple[torch.Tensor, torch.Tensor]]]:
         _pruned_copies, _originals = outer
 
 
-def holders(modules: Iterable[nn.Module], tensors: set[int]) -> list[nn.Module]:
-    """Those of ``modules`` that hold one of ``tensors`` (by id) as a parameter or buffer."""
-    return [m for m in modules if (m._parameters and not tensors.isdisjoint(map(id, m._parameters.values())))
-            or (m._buffers and not tensors.isdisjoint(map(id, m._buffers.values())))]
+def holders(modules: Iterable[nn.Module], tensors: set[int], key: object = None) -> list[nn.Module]:
+    """Those of ``modules`` that hold one of ``tensors`` (by id) as a parameter or buffer.
+
+    Inside :func:`indexed_holders`, a ``key`` (the graph the modules belong to) answers from an
+    index of ``modules`` made once, instead of walking every module on each call."""
+    if key is None or _holder_indexes is None:
+        return [m for m in modules if _holds(m, tensors)]
+    index = _holder_indexes.get(id(key))
+    if index is None or index.key is not key:
+        index = _holder_indexes[id(key)] = HolderIndex(key, modules)
+    return index.holders(tensors)
+
+
+def _holds(module: nn.Module, tensors: set[int]) -> bool:
+    return bool((module._parameters and not tensors.isdisjoint(map(id, module._parameters.values())))
+                or (module._buffers and not tensors.isdisjoint(map(id, module._buffers.values()))))
+
+
+class HolderIndex:
+    """Which modules hold each tensor (by id), for :func:`holders`.  It is right while the
+    modules' tensors change only through :meth:`reindex` (pruning inside :func:`indexed_holders`
+    re-indexes every module it touched or restored); an answer is also checked against the
+    modules it names, so a stale entry never returns a module that no longer holds the tensor."""
+
+    def __init__(self, key: object, modules: Iterable[nn.Module]):
+        self.key = key
+        self.order: dict[int, int] = {}             # id(module) -> position in the walk
+        self.held: dict[int, list[int]] = {}        # id(module) -> ids of the tensors it was indexed under
+        self.by_tensor: dict[int, list[nn.Module]] = {}
+        for position, module in enumerate(modules):
+            self.order[id(module)] = position
+            self._add(module)
+
+    def _add(self, module: nn.Module, ids: list[int] | None = None) -> None:
+        if ids is None:
+            ids = [id(t) for store in (module._parameters, module._buffers) for t in store.values() if t is not None]
+        self.held[id(module)] = ids
+        for i in ids:
+            self.by_tensor.setdefault(i, []).append(module)
+
+    def reindex(self, modules: Iterable[nn.Module]) -> None:
+        """Index ``modules`` again from the tensors they hold now (after they were pruned)."""
+        for module in modules:
+            if id(module) not in self.order:
+                continue
+            now = [id(t) for store in (module._parameters, module._buffers) for t in store.values() if t is not None]
+            if now == self.held.get(id(module)):
+                continue
+            for i in self.held.pop(id(module), ()):
+                found = self.by_tensor.get(i)
+                if found is not None:
+                    found[:] = [m for m in found if m is not module]
+                    if not found:
+                        del self.by_tensor[i]
+            self._add(module, now)
+
+    def holders(self, tensors: set[int]) -> list[nn.Module]:
+        found = {id(m): m for i in tensors for m in self.by_tensor.get(i, ())}
+        return sorted((m for m in found.values() if _holds(m, tensors)), key=lambda m: self.order[id(m)])
+
+
+_holder_indexes: dict[int, HolderIndex] | None = None
+
+
+@contextlib.contextmanager
+def indexed_holders() -> Iterator[None]:
+    """While active, :func:`holders` with a ``key`` answers from a :class:`HolderIndex` (a pruner
+    step: nothing but the step's own pruning changes the model's tensors meanwhile)."""
+    global _holder_indexes
+    if _holder_indexes is not None:
+        yield
+        return
+    _holder_indexes = {}
+    try:
+        yield
+    finally:
+        _holder_indexes = None
+
+
+def reindex_holders(key: object, modules: Iterable[nn.Module]) -> None:
+    """Tell the active index of ``key`` (if any) that ``modules`` hold other tensors now."""
+    index = None if _holder_indexes is None else _holder_indexes.get(id(key))
+    if index is not None and index.key is key:
+        index.reindex(modules)
 
 
 def retie(modules: list[nn.Module], replaced: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> None:

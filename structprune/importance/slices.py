@@ -68,8 +68,7 @@ def group_slices(group: Group) -> list[UnitSlice]:
     slices = []
     for target in ordered_members(group):
         positions = None  # made only for a target with a parameter left to slice
-        for owner, name, axis in target.tensor_axes():
-            tensor = getattr(owner, name, None)
+        for owner, name, axis, tensor in target.sliced_tensors():
             if not isinstance(tensor, nn.Parameter) or tensor.ndim == 0:
                 continue
             key = (id(tensor), axis % tensor.ndim)

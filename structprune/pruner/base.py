@@ -23,6 +23,7 @@ from structprune.pruner.options import build_options
 from structprune.pruner.selection import Limits, global_removals, lowest
 from structprune.pruner.shapes import group_round_to, head_step, resolve_round_to
 from structprune.targets import TensorState
+from structprune.tied import indexed_holders
 from structprune.trace.gc_pause import gc_paused, paused_gc
 
 logger = logging.getLogger(__name__)
@@ -113,7 +114,10 @@ class BasePruner(PrunerCompat):
         self.DG = DependencyGraph().build_dependency(
             model, example_inputs, forward_fn=forward_fn, output_transform=output_transform,
             unwrapped_parameters=unwrapped_parameters, customized_pruners=customized_pruners)
+        state = TensorState(self.DG.dead, self.DG.solution.pinned)
         self.records = config_limits.settle(find_groups(self.DG, self.options))
+        if state.matches(self.DG.dead, self.DG.solution.pinned):  # find_groups counted every group's units
+            self._unit_counts = (state, {id(r): r.initial_units for r in self.records})
         self.tie = config_limits.tie  # groups a target search moves together (pruner/ties.py)
         self._head_counts = HeadCounts(num_heads, self.records)
         self.gqa = GqaPlan(find_gqa_pairs(self.DG, self.records), self.options.gqa, self._head_ratio,
@@ -167,7 +171,7 @@ class BasePruner(PrunerCompat):
         if interactive:
             return self._then_recount(groups)
         try:
-            with paused_gc(), reused_float_buffer():  # one float32 scoring buffer for the whole step
+            with paused_gc(), reused_float_buffer(), indexed_holders():  # one scoring buffer, one holder index
                 for group in groups:
                     self._prune(group)
         finally:

@@ -23,6 +23,8 @@ import copy
 import torch
 import torch.nn as nn
 
+from structprune.tied import reindex_holders
+
 _MAX_BYTES = 2 << 30  # off the CPU, a snapshot is kept only for models up to this size (it may keep as much alive)
 
 
@@ -75,6 +77,7 @@ class Snapshot:
             vars(self.config[0]).update(_copied(self.config[1]))
         self.graph.dead.copy_(torch.from_numpy(self.dead))  # in place: caches keyed by the tensor's version see the change
         del self.graph.pruning_history()[self.history:]
+        reindex_holders(self.graph, self.modules)  # a step's holder index (tied.indexed_holders) sees the tensors put back
 
 
 def _copied(state: dict) -> dict:
