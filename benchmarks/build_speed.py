@@ -198,20 +198,54 @@ class JobTimeout(Exception):
     """A job ran past ``--timeout``."""
 
 
+class JobMemoryLimit(Exception):
+    """A job's process grew past the memory limit (``--max-memory-gb``)."""
+
+
+_CHECK_EVERY = 0.25  # seconds between two checks of a running job's time and memory
+
+
+def resident_gib() -> float | None:
+    """This process's resident memory now, in GiB (``None`` where /proc is not there)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 30
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def default_memory_limit_gib() -> float:
+    """Three quarters of the machine's memory (a job past it is stopped before the OOM killer
+    takes the whole benchmark: Torch-Pruning's build of swin_t grew past 24 GiB here)."""
+    try:
+        return 0.75 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+    except (OSError, ValueError):
+        return 0.0
+
+
 @contextmanager
-def time_limit(seconds: int) -> Iterator[None]:
-    """Raise :class:`JobTimeout` in the main thread after ``seconds`` (SIGALRM; 0 = no limit)."""
-    def stop(*_):
-        raise JobTimeout(f"stopped after {seconds} s")
-    if not seconds or not hasattr(signal, "SIGALRM"):
+def time_limit(seconds: float, memory_gib: float = 0.0) -> Iterator[None]:
+    """Raise :class:`JobTimeout` in the main thread after ``seconds``, or :class:`JobMemoryLimit`
+    once the process holds more than ``memory_gib`` resident (checked every 0.25 s by SIGALRM, so
+    it stops Python code, the peers' graph builds included; 0 = no limit)."""
+    if not (seconds or memory_gib) or not hasattr(signal, "setitimer"):
         yield
         return
-    previous = signal.signal(signal.SIGALRM, stop)
-    signal.alarm(seconds)
+    start = time.perf_counter()
+
+    def check(*_):
+        if seconds and time.perf_counter() - start > seconds:
+            raise JobTimeout(f"stopped after {seconds} s")
+        resident = resident_gib() if memory_gib else None
+        if resident is not None and resident > memory_gib:
+            raise JobMemoryLimit(f"stopped at {resident:.1f} GiB resident (limit {memory_gib:.1f} GiB)")
+
+    previous = signal.signal(signal.SIGALRM, check)
+    signal.setitimer(signal.ITIMER_REAL, _CHECK_EVERY, _CHECK_EVERY)
     try:
         yield
     finally:
-        signal.alarm(0)
+        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 
 
@@ -297,7 +331,7 @@ class Bench:
 
 
 def median_times(jobs: dict[tuple[str, str], Callable[[], float]], runs: int, timeout: int,
-                 warmup: int = 1) -> dict[tuple[str, str], tuple[float | None, str]]:
+                 warmup: int = 1, memory_gib: float = 0.0) -> dict[tuple[str, str], tuple[float | None, str]]:
     """Median seconds of each job over ``runs`` rounds after ``warmup`` rounds, or its error.
 
     The jobs take turns within each round, so a change in machine load hits them all alike."""
@@ -308,7 +342,7 @@ def median_times(jobs: dict[tuple[str, str], Callable[[], float]], runs: int, ti
             if key in errors:
                 continue
             try:
-                with time_limit(timeout):
+                with time_limit(timeout, memory_gib):
                     seconds = job()
             except Exception as error:  # a library that cannot do it: reported, not raised
                 errors[key] = _error_line(error)
@@ -329,7 +363,7 @@ def _forward_seconds(bench: Bench, runs: int) -> float:
 
 
 def measure(name: str, spec: Spec, runs: int, modes: tuple[str, ...], timeout: int, peer_steps: int,
-            warmup: int = 1) -> Row:
+            warmup: int = 1, memory_gib: float = 0.0) -> Row:
     """Both libraries on one model (the peer's side says so when it is not installed)."""
     libs = libraries()
     bench = Bench(name, spec, libs, peer_steps)
@@ -345,7 +379,7 @@ def measure(name: str, spec: Spec, runs: int, modes: tuple[str, ...], timeout: i
                 jobs[(mode, label)] = lambda label=label: bench.ratio(label)
             else:
                 jobs[(mode, label)] = lambda label=label, mode=mode: bench.target(label, mode)
-    timed = median_times(jobs, runs, timeout, warmup)
+    timed = median_times(jobs, runs, timeout, warmup, memory_gib)
     row = Row(name, int(count_params(bench.model)), None if spec.meta else _forward_seconds(bench, runs),
               Side(), Side(), "meta: construction only" if spec.meta else "")
     for label in LIBS:
@@ -445,6 +479,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=int, default=300, help="seconds before a job is stopped (default 300)")
     parser.add_argument("--peer-steps", type=int, default=100,
                         help=f"iterative_steps of {PEER}'s progressive loop for MACs / params targets (default 100)")
+    parser.add_argument("--max-memory-gb", type=float, default=default_memory_limit_gib(),
+                        help="a job whose process holds more resident memory is stopped and reported "
+                             "(default: three quarters of this machine's memory; 0 = no limit)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where JSON and Markdown go")
     return parser.parse_args(argv)
 
@@ -469,7 +506,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
     peer = libraries()[PEER]
     rows, start_load = [], os.getloadavg()[0]
     for name, spec in selected(args).items():
-        rows.append(measure(name, spec, runs, tuple(args.modes), timeout, peer_steps, warmup))
+        rows.append(measure(name, spec, runs, tuple(args.modes), timeout, peer_steps, warmup, args.max_memory_gb))
         print(table_rows(rows[-1:])[0], flush=True)
     load = f" (1-minute load average {start_load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end)"
     version = getattr(peer, "__version__", "") if peer else "not installed"

@@ -7,8 +7,8 @@ import time
 import pytest
 import torch
 
-from benchmarks.build_speed import (MISSING, MODELS, SMOKE_MODELS, JobTimeout, Row, Side, markdown_table,
-                                    median_times, output_shapes, parse_args, selected, table_rows)
+from benchmarks.build_speed import (MISSING, MODELS, SMOKE_MODELS, JobMemoryLimit, JobTimeout, Row, Side, markdown_table,
+                                    median_times, output_shapes, parse_args, resident_gib, selected, table_rows)
 
 
 def _row(peer: Side) -> Row:
@@ -48,6 +48,19 @@ def test_jobs_alternate_and_a_slow_job_is_stopped():
     result = median_times(jobs, runs=2, timeout=1)
     assert order[:2] == ["a", "b"] and result[("build", "a")] == (1.0, "")
     assert result[("build", "b")][0] is None and JobTimeout.__name__ in result[("build", "b")][1]
+
+
+@pytest.mark.skipif(resident_gib() is None, reason="needs /proc/self/statm")
+def test_a_job_that_grows_past_the_memory_limit_is_stopped_and_the_next_one_runs():
+    def grow():
+        held = torch.ones(64 * 2 ** 20)  # 256 MiB, touched
+        time.sleep(3)
+        return float(held[0])
+    limit = resident_gib() + 0.125
+    jobs = {("build", "big"): grow, ("build", "small"): lambda: 1.0}
+    result = median_times(jobs, runs=1, timeout=0, warmup=0, memory_gib=limit)
+    assert result[("build", "big")][0] is None and JobMemoryLimit.__name__ in result[("build", "big")][1]
+    assert result[("build", "small")] == (1.0, "")
 
 
 def test_output_shapes_walks_tuples_and_dicts():
