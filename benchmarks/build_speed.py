@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import json
 import os
 import signal
@@ -194,11 +195,16 @@ def _error_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}"[:200]
 
 
-class JobTimeout(Exception):
+class JobStopped(BaseException):
+    """A job stopped from outside.  Not an ``Exception``: a library's own ``except Exception``
+    (Torch-Pruning's shape inference has them) must not swallow it."""
+
+
+class JobTimeout(JobStopped):
     """A job ran past ``--timeout``."""
 
 
-class JobMemoryLimit(Exception):
+class JobMemoryLimit(JobStopped):
     """A job's process grew past the memory limit (``--max-memory-gb``)."""
 
 
@@ -344,8 +350,10 @@ def median_times(jobs: dict[tuple[str, str], Callable[[], float]], runs: int, ti
             try:
                 with time_limit(timeout, memory_gib):
                     seconds = job()
-            except Exception as error:  # a library that cannot do it: reported, not raised
+            except (Exception, JobStopped) as error:  # a library that cannot do it: reported, not raised
                 errors[key] = _error_line(error)
+                del error
+                gc.collect()  # what a stopped job held (cycles through its frames) is freed before the next one
                 continue
             if round_ >= warmup:
                 times[key].append(seconds)
