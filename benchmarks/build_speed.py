@@ -401,8 +401,13 @@ def measure(name: str, spec: Spec, runs: int, modes: tuple[str, ...], timeout: i
                 side.seconds[mode] = seconds
             else:
                 side.errors[mode] = error
-        if "ratio" in modes:
-            bench.check_prune(label, side)
+        if "ratio" in modes and "ratio" not in side.errors:  # (a failed or stopped step says why already)
+            try:
+                with time_limit(timeout, memory_gib):
+                    bench.check_prune(label, side)
+            except JobStopped as error:
+                side.errors["ratio"] = _error_line(error)
+                gc.collect()
     return row
 
 
