@@ -199,7 +199,7 @@ class LatencyTargetSearch(LatencyRanking, TargetSearch):
         (:func:`.snapshot.affordable`), else ``None``: the stage cannot then be undone."""
         if not snapshot.affordable(self.pruner.model, self.latency_options.device):
             return None
-        return snapshot.Snapshot.take(self.pruner.model, self.pruner.DG), comparison
+        return snapshot.Snapshot(self.pruner.model, self.pruner.DG), comparison
 
     def _over(self, speedup: float, wanted: float) -> bool:
         return speedup > wanted * (1 + self.latency_options.tolerance)

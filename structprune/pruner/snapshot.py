@@ -56,11 +56,6 @@ class Snapshot:
         self.dead = graph.dead.numpy().copy()  # numpy: torch's clone of a bool tensor is ~100x slower here
         self.history = len(graph.pruning_history())
 
-    @classmethod
-    def take(cls, model: nn.Module, graph) -> "Snapshot":
-        """The snapshot of ``model`` and ``graph`` as they stand."""
-        return cls(model, graph)
-
     def restore(self) -> None:
         """Put back every module's attributes, tensors and children, the config, the dead classes
         and the pruning history as they were when the snapshot was taken."""

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from structprune.layers.base import index_select
 from structprune.tied import observing_copies
 from structprune.trace.meta import can_run_on_meta
 
@@ -169,8 +170,9 @@ def _stand_in(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def _select(tensor: torch.Tensor, kept: tuple[np.ndarray | None, ...]) -> torch.Tensor:
-    """``tensor`` with only the ``kept`` indices along each axis (one ``index_select`` per pruned axis)."""
+    """``tensor`` with only the ``kept`` indices along each axis (one :func:`structprune.layers.base.index_select`
+    per pruned axis: the copy round-by-round pruning makes)."""
     for axis, keep in enumerate(kept):
         if keep is not None:
-            tensor = torch.index_select(tensor, axis, torch.from_numpy(keep).to(tensor.device))
+            tensor = index_select(tensor, axis, torch.from_numpy(keep).to(tensor.device))
     return tensor

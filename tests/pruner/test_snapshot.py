@@ -23,7 +23,7 @@ def test_restore_undoes_a_prune_of_heads_and_hidden_size():
     with torch.no_grad():
         expected = model(ids).logits
     pruner = MagnitudePruner(model, ids, speedup=2.0, round_to=1)  # whole heads, the hidden size with them
-    kept = Snapshot.take(model, pruner.DG)
+    kept = Snapshot(model, pruner.DG)
     pruner.step()
     assert (model.config.hidden_size, model.config.num_attention_heads) == (24, 3) and pruner.DG.pruning_history()
     kept.restore()
