@@ -38,6 +38,8 @@ class PruningLimits:
     global ranking is off.  ``hidden_follows_heads`` (``num_heads``, hidden-size producers) is for
     configs that derive the head size as hidden / heads: when the pruner is asked to remove whole
     heads, the hidden size loses the same fraction instead of staying, so both stay in step.
+    ``num_heads`` names layers whose output units are whole attention heads (fused
+    query/key/value projections whose heads the trace sees as plain units), with their head count.
     :class:`~structprune.pruner.BasePruner` applies these by default to a model with a registered
     adapter (``keep_config_expressible=False`` turns that off).
     """
@@ -49,6 +51,7 @@ class PruningLimits:
     head_dims_reason: str = "the attention scaling head_dim ** -0.5 is rebuilt from the config"
     uniform_layers: bool = True
     hidden_follows_heads: tuple[int, list[nn.Module]] | None = None
+    num_heads: dict[nn.Module, int] = field(default_factory=dict)
 
 
 class ModelAdapter:

@@ -81,7 +81,12 @@ class GPTNeoXAdapter(ModelAdapter):
     name = "GPTNeoXConfig"
 
     def pruning_limits(self, model: nn.Module) -> PruningLimits:
-        return derived_head_size_limits()  # the trace already keeps the attention as wide as the hidden size
+        base = getattr(model, "base_model", model)
+        heads = model.config.num_attention_heads
+        limits = derived_head_size_limits(base.embed_in, num_heads=heads)
+        # query_key_value is one fused layer: its heads are whole units to the trace, not kind "head"
+        limits.num_heads = {layer.attention.query_key_value: heads for layer in base.layers}
+        return limits
 
     def config_fields(self, model: nn.Module) -> dict[str, Any]:
         base = getattr(model, "base_model", model)

@@ -127,6 +127,8 @@ def apply_config_limits(model: nn.Module, options: PruningOptions) -> ConfigLimi
     limits = adapter.pruning_limits(model)
     result = ConfigLimits(adapter.name, names={id(m): n for n, m in model.named_modules()},
                           uniform=limits.uniform_layers)
+    for module, heads in limits.num_heads.items():  # the user's num_heads hints come first
+        options.num_heads.setdefault(id(module), heads)
     _follow_heads(limits, options, result)
     ignored = {id(m) for m in options.ignored_modules}
     for module, why in limits.keep.items():

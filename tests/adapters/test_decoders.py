@@ -52,7 +52,7 @@ def test_pruned_hidden_size_is_refused(name, tmp_path):
     assert not (tmp_path / "config.json").exists()
 
 
-@pytest.mark.parametrize("name", ["gpt2", "opt"])
+@pytest.mark.parametrize("name", ["gpt2", "opt", "gpt_neox"])
 def test_default_pruner_keeps_the_hidden_size_and_round_trips(name, tmp_path):
     model = build(name)
     prune(model)
@@ -83,10 +83,21 @@ def test_hidden_size_stays_when_no_whole_heads_are_found(tmp_path, caplog):
 
 
 def test_gpt_neox_heads_and_hidden_size_round_trip(tmp_path):
-    model = build("gpt_neox")
-    prune(model)  # GPT-NeoX removes whole heads with the hidden channels: still hidden / heads wide
+    model = build("gpt_neox")  # query_key_value is one fused layer: its heads are whole units
+    prune(model, prune_num_heads=True, head_pruning_ratio=0.5)
     config = assert_round_trip(model, tmp_path).config
     assert (config.hidden_size, config.num_attention_heads, config.intermediate_size) == (16, 2, 32)
+
+
+@pytest.mark.parametrize("name", ["gpt2", "opt", "gpt_neox"])
+def test_speedup_target_moves_hidden_size_with_the_heads(name, tmp_path):
+    model = build(name)
+    before = sum(p.numel() for p in model.parameters())
+    prune(model, pruning_ratio=None, speedup=2.0)  # the search removes heads; the hidden size follows
+    config = assert_round_trip(model, tmp_path).config
+    hidden, heads = embedding(model).embedding_dim, config.num_attention_heads
+    assert sum(p.numel() for p in model.parameters()) < before
+    assert hidden < 32 and hidden == heads * 8  # the head size (32 / 4) stays
 
 
 @pytest.mark.parametrize("name", ["gpt2", "opt", "gpt_neox"])
