@@ -39,7 +39,9 @@ class PruningLimits:
     configs that derive the head size as hidden / heads: when the pruner is asked to remove whole
     heads, the hidden size loses the same fraction instead of staying, so both stay in step.
     ``num_heads`` names layers whose output units are whole attention heads (fused
-    query/key/value projections whose heads the trace sees as plain units), with their head count.
+    query/key/value projections whose heads the trace sees as plain units), with their head count;
+    each list in ``same_ratio`` holds layers of different widths whose output channels the config
+    sizes by one ratio (a target search keeps them losing the same fraction).
     :class:`~structprune.pruner.BasePruner` applies these by default to a model with a registered
     adapter (``keep_config_expressible=False`` turns that off).
     """
@@ -52,6 +54,7 @@ class PruningLimits:
     uniform_layers: bool = True
     hidden_follows_heads: tuple[int, list[nn.Module]] | None = None
     num_heads: dict[nn.Module, int] = field(default_factory=dict)
+    same_ratio: list[list[nn.Module]] = field(default_factory=list)
 
 
 class ModelAdapter:

@@ -153,6 +153,7 @@ class SwinAdapter(ModelAdapter):
         producers += [stage.downsample.reduction for stage in base.encoder.layers if stage.downsample is not None]
         limits = derived_head_size_limits(*producers)
         limits.keep = {m: "SwinConfig rebuilds stage i as embed_dim * 2 ** i wide" for m in limits.keep}
+        limits.same_ratio = [[block.mlp.fc1 for stage in base.encoder.layers for block in stage.blocks]]
         return limits
 
     def config_fields(self, model: nn.Module) -> dict[str, Any]:

@@ -48,6 +48,7 @@ class ConfigLimits:
     names: dict[int, str] = field(default_factory=dict)
     searched_heads: int = 0  # the config's heads, when a target search picks them (the hidden size follows)
     uniform: bool = False  # the config has one width per kind of layer
+    same_ratio: list[set[int]] = field(default_factory=list)  # module ids whose groups keep one fraction
     tie: Ties | None = None  # what a target search must move together, set by settle()
 
     def note(self, text: str, quiet: bool = False) -> None:
@@ -60,7 +61,7 @@ class ConfigLimits:
         target, tie the hidden-size groups to the head groups, and each layer's groups to their
         copies in the other layers where the config has uniform layers (:attr:`tie`)."""
         records, heads = self._settle_followers(records)
-        self.tie = Ties.build(records, self.uniform, heads)
+        self.tie = Ties.build(records, self.uniform, heads, self.same_ratio)
         return records
 
     def _settle_followers(self, records: list[GroupRecord]) -> tuple[list[GroupRecord], tuple | None]:
@@ -126,7 +127,8 @@ def apply_config_limits(model: nn.Module, options: PruningOptions) -> ConfigLimi
                        adapter.name)
     limits = adapter.pruning_limits(model)
     result = ConfigLimits(adapter.name, names={id(m): n for n, m in model.named_modules()},
-                          uniform=limits.uniform_layers)
+                          uniform=limits.uniform_layers,
+                          same_ratio=[{id(m) for m in modules} for modules in limits.same_ratio])
     for module, heads in limits.num_heads.items():  # the user's num_heads hints come first
         options.num_heads.setdefault(id(module), heads)
     _follow_heads(limits, options, result)

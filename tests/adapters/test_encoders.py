@@ -145,6 +145,19 @@ def test_swin_ffn_pruning_round_trips(tmp_path):
         assert (model(**pixels).logits - reloaded(**pixels).logits).abs().max().item() < 1e-5
 
 
+def test_swin_speedup_target_keeps_one_mlp_ratio(tmp_path):
+    model = tiny_swin()  # stage FFNs of 32 and 64 neurons: a target search moves them by the same fraction
+    pixels = {"pixel_values": torch.rand(1, 3, 16, 16)}
+    tp.pruner.MagnitudePruner(model, pixels, speedup=2.0, output_transform=lambda out: out.logits).step()
+    widths = [stage.blocks[0].mlp.fc1.out_features for stage in model.swin.encoder.layers]
+    assert widths[0] < 32 and widths[1] == 2 * widths[0]
+    save_pretrained_pruned(model, tmp_path)
+    reloaded = transformers.AutoModelForImageClassification.from_pretrained(tmp_path).eval()
+    assert reloaded.config.mlp_ratio == widths[0] / 8
+    with torch.no_grad():
+        assert (model(**pixels).logits - reloaded(**pixels).logits).abs().max().item() < 1e-5
+
+
 def test_swin_pruned_stage_width_is_refused():
     torch.manual_seed(0)
     model = transformers.SwinForImageClassification(transformers.SwinConfig(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from structprune.pruner.ties import Ties
 
@@ -15,6 +15,7 @@ class Record:
     kind: str
     initial_units: int
     signature: tuple = ()
+    modules: tuple = field(default_factory=lambda: (object(),))
 
 
 def model_records():
@@ -51,3 +52,17 @@ def test_the_hidden_size_follows_the_heads_in_record_order():
     assert names(ties.apply({heads[2]: 1}, lambda r: units[id(r)])) == \
         {"hidden": 8, "heads0": 1, "heads1": 1, "heads2": 1, "pooler": 8}
     assert names(ties.apply({ffn[0]: 8}, lambda r: units[id(r)])) == {"ffn0": 8, "ffn1": 8, "ffn2": 8}
+
+
+def test_layers_sized_by_one_ratio_lose_the_same_fraction():
+    small, large = Record("ffn_stage0", "channel", 64, ("s0",)), Record("ffn_stage1", "channel", 128, ("s1",))
+    twin = Record("ffn_stage1_block1", "channel", 128, ("s1",))
+    records = [small, large, twin]
+    ties = Ties.build(records, uniform=True, same_ratio=[{id(r.modules[0]) for r in records}])
+    units = {id(r): r.initial_units for r in records}
+    # 3 of 128 asked for in stage 1: 3 / 128 rounds up to 2 / 64 of every layer
+    assert names(ties.apply({large: 3}, lambda r: units[id(r)])) == \
+        {"ffn_stage0": 2, "ffn_stage1": 4, "ffn_stage1_block1": 4}
+    units.update({id(small): 62, id(large): 124, id(twin): 124})
+    assert names(ties.apply({small: 1}, lambda r: units[id(r)])) == \
+        {"ffn_stage0": 1, "ffn_stage1": 2, "ffn_stage1_block1": 2}
