@@ -71,7 +71,7 @@ def cat_output(args: tuple, kwargs: dict) -> torch.Tensor | None:
 
 def _ints(value: Any) -> tuple | None:
     items = value if type(value) in (tuple, list) else (value,)
-    return tuple(items) if all(type(v) is int for v in items) else None
+    return tuple(items) if all(isinstance(v, int) and not isinstance(v, bool) for v in items) else None
 
 
 def _roll(args: tuple, kwargs: dict) -> torch.Tensor | None:
