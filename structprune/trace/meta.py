@@ -28,6 +28,7 @@ from typing import Any, Iterator
 import torch
 import torch.nn as nn
 
+from structprune.trace.meta_ops import CAT_OPS, SHAPE_OPS, cat_output
 from structprune.trace.meta_shapes import CONV_DIMS, POOL_DIMS, attention_output, conv_output, pool_output
 from structprune.trace.structure import flatten_tensors, map_tensors
 
@@ -150,13 +151,20 @@ def meta_shortcut(name: str, args: tuple, kwargs: dict) -> torch.Tensor | None:
     """The output of op ``name`` on ``meta`` operands, made without running its meta kernel,
     or ``None`` when it is not one of the ops handled here (the kernel then runs).  Like the
     kernel's output it requires grad (and is no leaf) when an operand does under grad mode."""
+    if name in CAT_OPS and args and type(args[0]) in (list, tuple) and "out" not in kwargs:
+        return _requiring_grad(cat_output(args, kwargs), args[0])
     if not args or not isinstance(args[0], torch.Tensor) or not args[0].is_meta or "out" in kwargs:
         return None
     if _in_place(name, args, kwargs):
         return args[0] if _may_write_in_place(args, kwargs) else None
-    out = _shortcut(name, args, kwargs)
-    if out is not None and torch.is_grad_enabled() \
-            and any(isinstance(a, torch.Tensor) and a.requires_grad for a in (*args, *kwargs.values())):
+    return _requiring_grad(_shortcut(name, args, kwargs), (*args, *kwargs.values()))
+
+
+def _requiring_grad(out: torch.Tensor | None, operands) -> torch.Tensor | None:
+    """``out`` requiring grad as a non-leaf when grad mode is on, an operand requires grad and
+    ``out`` is floating (a comparison's never does)."""
+    if out is not None and out.is_floating_point() and torch.is_grad_enabled() \
+            and any(isinstance(a, torch.Tensor) and a.requires_grad for a in operands):
         out = out.requires_grad_().clone()
     return out
 
@@ -165,6 +173,8 @@ def _shortcut(name: str, args: tuple, kwargs: dict) -> torch.Tensor | None:
     first = args[0]
     if not first.is_floating_point():
         return None
+    if name in SHAPE_OPS:
+        return SHAPE_OPS[name](args, kwargs)
     if name in CONV_DIMS:
         return conv_output(name, args, kwargs)
     if name in POOL_DIMS:

@@ -121,3 +121,57 @@ def test_like_input_shortcut_keeps_strides():
     x = torch.empty(2, 5, 8, device="meta").transpose(1, 2)
     for t in (x, x.contiguous()):
         assert meta_shortcut("gelu", (t,), {}).stride() == torch.nn.functional.gelu(t).stride()
+
+
+def _same_output(fast, slow):
+    assert fast is not None
+    assert (fast.shape, fast.dtype, fast.stride(), fast.requires_grad) == \
+        (slow.shape, slow.dtype, slow.stride(), slow.requires_grad)
+
+
+def test_concat_roll_compare_mask_and_matmul_shortcuts_match_the_meta_kernels():
+    x = torch.empty(2, 4, 6, 6, device="meta", requires_grad=True) * 1.0
+    y = torch.empty(2, 3, 6, 6, device="meta")
+    k = torch.empty(2, 4, 5, 6, device="meta")
+    mask = torch.empty(6, 6, device="meta", dtype=torch.bool)
+    for name, args, kwargs, fn in [
+        ("cat", ([x, y],), {"dim": 1}, torch.cat),
+        ("cat", ((y, y, y), -1), {}, torch.cat),
+        ("concat", ([y, x],), {"dim": 1}, torch.concat),
+        ("roll", (x, (1, -2), (2, 3)), {}, torch.roll),
+        ("roll", (y,), {"shifts": 3, "dims": 1}, torch.roll),
+        ("ne", (x, 0), {}, torch.ne),
+        ("__eq__", (y, torch.empty(6, device="meta")), {}, lambda a, b: a == b),
+        ("masked_fill", (x, mask, -100.0), {}, torch.masked_fill),
+        ("matmul", (x, k.transpose(-2, -1)), {}, torch.matmul),
+        ("__matmul__", (x, torch.empty(6, 3, device="meta")), {}, lambda a, b: a @ b),
+        ("matmul", (torch.empty(4, 6, 6, device="meta"), x), {}, torch.matmul),
+    ]:
+        _same_output(meta_shortcut(name, args, kwargs), fn(*args, **kwargs))
+    assert meta_shortcut("cat", ([x, torch.empty(2, 4, 5, 6, device="meta")],), {"dim": 1}) is None  # mismatch
+    assert meta_shortcut("cat", ([x, x.double()],), {}) is None  # promotion: left to the kernel
+    assert meta_shortcut("cat", ([x.transpose(1, 2), x],), {}) is None  # not contiguous
+    assert meta_shortcut("roll", (x, 1), {}) is None  # flattening roll
+    assert meta_shortcut("roll", (x, (1, 2), (1, 9)), {}) is None  # the kernel raises
+    assert meta_shortcut("matmul", (x, torch.empty(5, 3, device="meta")), {}) is None  # the kernel raises
+    assert meta_shortcut("masked_fill", (x, torch.empty(6, 6, device="meta")), {}) is None  # not a bool mask
+
+
+def test_meta_trace_of_a_shifted_window_model_equals_the_real_trace():
+    class Shifted(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(6, 6)
+
+        def forward(self, x):
+            mask = x.new_zeros(x.shape[-2], x.shape[-1])
+            mask = mask.masked_fill(mask != 0, -100.0)
+            x = torch.roll(self.proj(x), shifts=(1, 1), dims=(1, 2))
+            return torch.cat([x @ x.transpose(-2, -1) + mask, x], dim=-1)
+
+    model = Shifted().eval()
+    inputs = torch.randn(2, 6, 6)
+    leaf = lambda m: isinstance(m, nn.Linear)  # noqa: E731
+    on_meta, real = trace_model(model, inputs, leaf), trace_model(model, inputs, leaf, meta_first=False)
+    assert {"roll", "masked_fill", "matmul", "cat"} <= {n.op for n in on_meta.nodes}
+    assert _ops(on_meta) == _ops(real)
