@@ -225,7 +225,7 @@ class _Solver:
                 if differ.any():
                     new_a.append(torch.from_numpy(c[:-1][differ].reshape(-1)))
                     new_b.append(torch.from_numpy(c[1:][differ].reshape(-1)))
-                roots_by_shape[shape] = torch.from_numpy(np.unique(r))
+                roots_by_shape[shape] = torch.from_numpy(r[np.concatenate(([True], ~same))])  # np.unique: r is sorted
             self._pin_conflicting_shapes(roots_by_shape)
             if not new_a:
                 return root
