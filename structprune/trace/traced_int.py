@@ -50,10 +50,10 @@ class TracedInt(int):
 
     sources: frozenset
     derived: bool
-    attributes_only: bool
+    attributes_only: bool = True  # class defaults: what every instance sets these to unless told
     adaptive: bool
-    reads: frozenset
-    exact: bool
+    reads: frozenset = _EMPTY
+    exact: bool = False
 
     def __new__(cls, value: int, sources, derived: bool = False, attributes_only: bool = True,
                 adaptive: bool = True, reads=_EMPTY, exact: bool = False):
@@ -217,8 +217,7 @@ def _traced_container(value, source: tuple | frozenset):
 def _fixed(value: int, sources: frozenset) -> TracedInt:
     """``TracedInt(value, sources, derived=True, adaptive=False)``, made directly (hundreds per model)."""
     obj = int.__new__(TracedInt, value)
-    obj.sources, obj.derived, obj.attributes_only, obj.adaptive, obj.reads, obj.exact = \
-        sources, True, True, False, _EMPTY, False
+    obj.sources, obj.derived, obj.adaptive = sources, True, False  # attributes_only, reads, exact: class defaults
     return obj
 
 

@@ -27,7 +27,7 @@ from structprune.trace.calling import run_forward  # noqa: F401  (re-exported: c
 from structprune.trace.gc_pause import gc_paused
 from structprune.trace.meta import can_run_on_meta, meta_call_args, meta_shortcut, meta_weights
 from structprune.trace.nodes import Node, ShapeEscape, ShapeRead, Trace, Value
-from structprune.trace.structure import flatten_tensors, map_tensors
+from structprune.trace.structure import _LEAVES, flatten_tensors, map_tensors
 from structprune.trace.traced_int import TracedInt, escape_log, paused_escapes, traced_int_attributes
 
 logger = logging.getLogger(__name__)
@@ -129,6 +129,13 @@ class _Recorder(TorchFunctionMode):
         return self.new_value(t, "constant")
 
     def to_values(self, obj: Any) -> tuple[Any, list[Value]]:
+        kind = type(obj)
+        if kind is dict and not obj:
+            return {}, []
+        if (kind is tuple or kind is list) and all(type(o) in _LEAVES or isinstance(o, torch.Tensor) for o in obj):
+            items = [o if type(o) in _LEAVES else self.value_of(o) for o in obj]  # a flat call: no walk
+            found = [v for v, o in zip(items, obj) if v is not o]
+            return (tuple(items) if kind is tuple else items), found
         found: list[Value] = []
 
         def convert(t: torch.Tensor) -> Value:
