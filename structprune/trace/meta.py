@@ -117,8 +117,11 @@ def _count_plain(args: tuple, kwargs: dict) -> tuple[int, int] | None:
 def _stand_in(tensor: torch.Tensor) -> torch.Tensor:
     meta = torch.empty_like(tensor, device="meta")
     if type(tensor) is nn.Parameter or (type(tensor) is not torch.Tensor and isinstance(tensor, nn.Parameter)):
-        return nn.Parameter(meta, requires_grad=tensor.requires_grad)
-    return meta.requires_grad_(tensor.requires_grad) if tensor.is_floating_point() else meta
+        return _make_subclass(nn.Parameter, meta, tensor.requires_grad)  # nn.Parameter(meta, ...) on a plain tensor
+    return meta.requires_grad_() if tensor.requires_grad and tensor.is_floating_point() else meta
+
+
+_make_subclass = torch.Tensor._make_subclass
 
 
 @contextmanager

@@ -236,8 +236,9 @@ def traced_int_attributes(model: nn.Module, plain_ints_after: bool = True,
     for module in modules:
         for name, value in [(n, v) for n, v in module.__dict__.items() if type(v) in _SWAPPED]:
             kind = type(value)
-            if kind is int:
-                traced = TracedInt(value, frozenset(((module, name),)))
+            if kind is int:  # TracedInt(value, {(module, name)}), made directly (hundreds per model)
+                traced = int.__new__(TracedInt, value)
+                traced.sources, traced.derived, traced.adaptive = frozenset(((module, name),)), False, True
             elif (kind is tuple or kind is list) and _int_container(value):
                 traced = _traced_container(value, (module, name))
             else:

@@ -208,16 +208,27 @@ class _Recorder(TorchFunctionMode):
 
     # module hooks -------------------------------------------------------------------------
     def pre_hook(self, module, args, kwargs):
-        self.scope.append(self.names.get(module, ""))
         if self.is_leaf(module):
-            if self.leaf_depth == 0:
-                self.pending.append((args, kwargs))
-            self.leaf_depth += 1
+            self._leaf_pre(module, args, kwargs)
+        else:
+            self.scope.append(self.names.get(module, ""))
 
     def post_hook(self, module, args, kwargs, output):
+        if self.is_leaf(module):
+            self._leaf_post(module, args, kwargs, output)
+        else:
+            self.scope.pop()
+
+    def _leaf_pre(self, module, args, kwargs):
+        """:meth:`pre_hook` for a module known to be a leaf."""
+        self.scope.append(self.names.get(module, ""))
+        if self.leaf_depth == 0:
+            self.pending.append((args, kwargs))
+        self.leaf_depth += 1
+
+    def _leaf_post(self, module, args, kwargs, output):
+        """:meth:`post_hook` for a module known to be a leaf."""
         self.scope.pop()
-        if not self.is_leaf(module):
-            return
         self.leaf_depth -= 1
         if self.leaf_depth == 0:  # the outermost leaf: record it as one op
             with paused_escapes(), torch._C.DisableTorchFunction():  # the recorder's own shape reads
@@ -283,9 +294,9 @@ class _Recorder(TorchFunctionMode):
         pre, post = RemovableHandle(OrderedDict()).id, RemovableHandle(OrderedDict()).id  # ids no hook has
         for module in modules:
             leaf = self.is_leaf(module)  # a module inside no leaf only enters and leaves its scope
-            module._forward_pre_hooks[pre] = self.pre_hook if leaf else self._enter_hook(self.names.get(module, ""))
+            module._forward_pre_hooks[pre] = self._leaf_pre if leaf else self._enter_hook(self.names.get(module, ""))
             module._forward_pre_hooks_with_kwargs[pre] = True
-            module._forward_hooks[post] = self.post_hook if leaf else self._leave
+            module._forward_hooks[post] = self._leaf_post if leaf else self._leave
             module._forward_hooks_with_kwargs[post] = True
             module._forward_hooks_always_called[post] = True
         stack.callback(_remove_hooks, modules, pre, post)
