@@ -17,7 +17,7 @@ from structprune.flow.atoms import AtomSolution
 from structprune.flow.propagate import propagate
 from structprune.group import Group, ignored_out_axes
 from structprune.layers.base import LayerPruner, layer_pruner_for
-from structprune.targets import Target, TensorState
+from structprune.targets import Target, TensorState, version_of
 from structprune.tied import tie_shared_tensors
 from structprune.trace.gc_pause import gc_paused
 from structprune.trace.nodes import Node, Trace
@@ -186,7 +186,9 @@ class DependencyGraph(GraphCompat):
         """``target.classes`` of the elements still present (the whole table while no class is
         dead, as when the pruner is built: no mask to compute per target then)."""
         dead, cached = self.dead, getattr(self, "_none_dead", None)
-        if cached is None or not cached[0].matches(dead):
+        # TensorState(dead).matches(dead), inline: this is asked per target, hundreds of times per build
+        if cached is None or cached[0].tensors[0] is not dead or cached[0].versions[0] is None \
+                or cached[0].versions[0] != version_of(dead):
             cached = self._none_dead = (TensorState(dead), not dead.numpy().any())  # numpy: torch's any ~50x slower here
         return target.classes if cached[1] else target.alive_classes(dead)
 

@@ -53,13 +53,18 @@ def unit_kind(graph: DependencyGraph, group: Group, num_heads: dict[int, int], r
     members = group.member_targets()
     if any(num_heads.get(id(t.module)) == len(group.units) for t in members if t.is_layer):
         return "head"
-    unit_set, units = set(group.units), None
+    unit_set, units = None, None
     outer_free, inner, inner_factors = False, False, []
     for target in members:
         if target.classes.shape[1] == 1:
             continue  # one unit per element: neither an outer nor an inner factor here
         rows = graph.alive_classes(target)
-        if _repeated_classes(rows, repeated, target).isdisjoint(unit_set):
+        twice = _repeated_classes(rows, repeated, target)
+        if not twice:
+            continue
+        if unit_set is None:
+            unit_set = set(group.units)
+        if twice.isdisjoint(unit_set):
             continue  # no unit of the group lies in two elements here: the test below would pass
         if units is None:
             units = np.array(sorted(unit_set), dtype=np.int64)
