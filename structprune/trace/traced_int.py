@@ -214,6 +214,16 @@ def _traced_container(value, source: tuple | frozenset):
     return type(value)([_fixed(v, sources) if type(v) is int else _traced_container(v, sources) for v in value])
 
 
+def _traced_flat(value: tuple | list, source: tuple):
+    """:func:`_traced_container` of a non-empty flat list/tuple of ints, else ``None``; equal ints
+    share one TracedInt (as small plain ints are one object: ``(1, 1)`` holds the same 1 twice)."""
+    if not value or not all(type(v) is int for v in value):
+        return None
+    sources = frozenset((source,))
+    made = {v: _fixed(v, sources) for v in set(value)}
+    return type(value)([made[v] for v in value])
+
+
 def _fixed(value: int, sources: frozenset) -> TracedInt:
     """``TracedInt(value, sources, derived=True, adaptive=False)``, made directly (hundreds per model)."""
     obj = int.__new__(TracedInt, value)
@@ -239,8 +249,12 @@ def traced_int_attributes(model: nn.Module, plain_ints_after: bool = True,
             if kind is int:  # TracedInt(value, {(module, name)}), made directly (hundreds per model)
                 traced = int.__new__(TracedInt, value)
                 traced.sources, traced.derived, traced.adaptive = frozenset(((module, name),)), False, True
-            elif (kind is tuple or kind is list) and _int_container(value):
-                traced = _traced_container(value, (module, name))
+            elif kind is tuple or kind is list:
+                traced = _traced_flat(value, (module, name))  # the usual container: flat ints (a stride)
+                if traced is None:
+                    if not _int_container(value):
+                        continue
+                    traced = _traced_container(value, (module, name))
             else:
                 continue
             swapped.append((module, name, value, traced))
