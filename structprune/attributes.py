@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from structprune.trace.nodes import Node
+from structprune.trace.nodes import Node, Value
 from structprune.trace.traced_int import TracedInt
 
 logger = logging.getLogger(__name__)
@@ -34,6 +34,8 @@ def _traced_ints(obj) -> list[TracedInt]:
     found: list[TracedInt] = []
 
     def visit(a) -> None:
+        if type(a) in _NO_INTS:  # most arguments: traced tensors and plain numbers
+            return
         if isinstance(a, TracedInt) and not a.derived:
             found.append(a)
         elif isinstance(a, (list, tuple)):
@@ -46,6 +48,9 @@ def _traced_ints(obj) -> list[TracedInt]:
 
     visit(obj)
     return found
+
+
+_NO_INTS = frozenset({Value, int, float, bool, str, type(None), torch.dtype, torch.device})  # exact types
 
 
 def _sized_axes(node: Node, value: TracedInt) -> tuple[list[tuple[int, int]], bool]:

@@ -17,7 +17,7 @@ from structprune.flow.atoms import AtomSolution
 from structprune.flow.propagate import propagate
 from structprune.group import Group, ignored_out_axes
 from structprune.layers.base import LayerPruner, layer_pruner_for
-from structprune.targets import Target, TensorState
+from structprune.targets import Target, TensorState, version_of
 from structprune.tied import tie_shared_tensors
 from structprune.trace.gc_pause import gc_paused
 from structprune.trace.nodes import Node, Trace
@@ -144,7 +144,8 @@ class DependencyGraph(GraphCompat):
             c = classes.numpy().reshape(-1)  # numpy: a few small ops per target, ~1 us each
             c = c[c >= 0]
             c = c[~self.solution.pinned.numpy()[c]]
-            groups = set(np.unique(self.solution.group_of.numpy()[c]).tolist()) - {-1}
+            g = self.solution.group_of.numpy()[c]
+            groups = set((np.unique(g) if g.size > _SMALL else g).tolist()) - {-1}  # a set either way
             found = self._groups_cache[id(classes)] = (classes, groups)
         return set(found[1])
 
@@ -171,18 +172,23 @@ class DependencyGraph(GraphCompat):
         flat = flat[~self.solution.pinned.numpy()[flat] if free is None else free.numpy()[flat]]
         if gid is not None:
             flat = flat[self.solution.group_of.numpy()[flat] == gid]
-        if flat.size < 2 or (flat[1:] > flat[:-1]).all():  # increasing: each class once, in order already
-            return flat.tolist()
-        if flat.size <= _SMALL:
-            return list(dict.fromkeys(flat.tolist()))
-        uniq, first = np.unique(flat, return_index=True)
-        return uniq[np.argsort(first)].tolist()
+        return _first_order(flat)
+
+    def units_per_group(self, target: Target, gids: Sequence[int]) -> dict[int, list[int]]:
+        """``{gid: units_of(target, gid)}`` for each of ``gids``: the target's classes filtered once."""
+        flat = self.alive_classes(target).numpy().reshape(-1)
+        flat = flat[flat >= 0]
+        flat = flat[~self.solution.pinned.numpy()[flat]]
+        group_of = self.solution.group_of.numpy()[flat]
+        return {gid: _first_order(flat[group_of == gid]) for gid in gids}
 
     def alive_classes(self, target: Target) -> torch.Tensor:
         """``target.classes`` of the elements still present (the whole table while no class is
         dead, as when the pruner is built: no mask to compute per target then)."""
         dead, cached = self.dead, getattr(self, "_none_dead", None)
-        if cached is None or not cached[0].matches(dead):
+        # TensorState(dead).matches(dead), inline: this is asked per target, hundreds of times per build
+        if cached is None or cached[0].tensors[0] is not dead or cached[0].versions[0] is None \
+                or cached[0].versions[0] != version_of(dead):
             cached = self._none_dead = (TensorState(dead), not dead.numpy().any())  # numpy: torch's any ~50x slower here
         return target.classes if cached[1] else target.alive_classes(dead)
 
@@ -208,10 +214,11 @@ class DependencyGraph(GraphCompat):
 
     def get_all_groups(self, ignored_layers: Sequence[nn.Module] = (),
                        root_module_types: Sequence[type] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear),
-                       axes_of: Callable[[Target], list] | None = None) -> Iterator[Group]:
+                       axes_of: Callable[[Target], list] | None = None, min_units: int = 1) -> Iterator[Group]:
         """Every prunable group once, each rooted at the first layer of ``root_module_types`` that
         produces it; groups that would prune the output channels of an ignored layer are skipped
-        (``axes_of``: ``Target.tensor_axes`` or the caller's cache of it)."""
+        (``axes_of``: ``Target.tensor_axes`` or the caller's cache of it), and so are groups of
+        fewer than ``min_units`` units (before anything else is asked of them)."""
         ignored_modules = [m for m in _expand_modules(ignored_layers) if isinstance(m, nn.Module)]
         ignored, axes = set(map(id, ignored_modules)), ignored_out_axes(ignored_modules)
         seen: set[int] = set()
@@ -219,10 +226,19 @@ class DependencyGraph(GraphCompat):
         for target in self.root_targets(tuple(root_module_types)):
             if id(target.module) in ignored:
                 continue
-            for gid in sorted(target.groups - seen):
-                seen.add(gid)
-                group = Group.whole(self, target, gid)
-                if group.units and group.has_weights() and not group.touches_out_of(ignored, axes, known, axes_of):
+            gids = sorted(target.groups - seen)
+            if not gids:
+                continue
+            seen.update(gids)
+            state = TensorState(self.dead, self.solution.pinned)
+            batch = self.units_per_group(target, gids)  # Group.whole's units, per gid
+            for gid in gids:
+                # a caller that prunes while listing changes the classes: then per gid, as they are now
+                units = batch[gid] if state.matches(self.dead, self.solution.pinned) else self.units_of(target, gid)
+                if len(units) < max(min_units, 1):
+                    continue
+                group = Group(self, target, units, range(len(units)), gids={gid})
+                if group.has_weights() and not group.touches_out_of(ignored, axes, known, axes_of):
                     yield group
 
     def root_targets(self, root_module_types: tuple[type, ...]) -> list[Target]:
@@ -256,3 +272,12 @@ def _expand_modules(layers: Sequence) -> list:
             out.append(layer)
     return out
 
+
+def _first_order(flat: np.ndarray) -> list[int]:
+    """The distinct values of ``flat`` in order of first appearance."""
+    if flat.size < 2 or (flat[1:] > flat[:-1]).all():  # increasing: each class once, in order already
+        return flat.tolist()
+    if flat.size <= _SMALL:
+        return list(dict.fromkeys(flat.tolist()))
+    uniq, first = np.unique(flat, return_index=True)
+    return uniq[np.argsort(first)].tolist()

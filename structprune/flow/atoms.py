@@ -163,9 +163,17 @@ class AtomSolution:
         """The ``(N, K)`` expansion of classes ``roots``, in numpy (a few small ops per dim)."""
         def_index, def_table = self._def_index.numpy(), self._def_table.numpy()
         table = roots.reshape(-1, 1)
-        if not (def_index[roots] >= 0).any():  # every class prime (most dims): the column as it is
+        index = def_index[roots]  # roots are classes (no -1): the first pass needs no mask
+        defined = index >= 0
+        if not defined.any():  # every class prime (most dims): the column as it is
             return torch.from_numpy(np.ascontiguousarray(table))
-        for _ in range(32):  # products of products: expand until every entry is prime
+        if defined.all():  # a whole dim of products: one gather is the first pass
+            table = def_table[index]
+        else:
+            table = def_table[np.maximum(index, 0)]
+            table[~defined] = -1
+            table[~defined, 0] = roots[~defined]
+        for _ in range(31):  # products of products: expand until every entry is prime
             index = np.where(table >= 0, def_index[np.maximum(table, 0)], -1)
             if not (index >= 0).any():
                 break
@@ -181,6 +189,8 @@ class AtomSolution:
                 columns.append(block)
             table = np.concatenate(columns, axis=1)
         keep = (table >= 0).any(axis=0)
+        if keep.all():
+            return torch.from_numpy(np.ascontiguousarray(table))
         return torch.from_numpy(np.ascontiguousarray(table[:, keep] if keep.any() else table[:, :1]))
 
 
@@ -225,7 +235,7 @@ class _Solver:
                 if differ.any():
                     new_a.append(torch.from_numpy(c[:-1][differ].reshape(-1)))
                     new_b.append(torch.from_numpy(c[1:][differ].reshape(-1)))
-                roots_by_shape[shape] = torch.from_numpy(np.unique(r))
+                roots_by_shape[shape] = torch.from_numpy(r[np.concatenate(([True], ~same))])  # np.unique: r is sorted
             self._pin_conflicting_shapes(roots_by_shape)
             if not new_a:
                 return root

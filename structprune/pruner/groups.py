@@ -53,13 +53,18 @@ def unit_kind(graph: DependencyGraph, group: Group, num_heads: dict[int, int], r
     members = group.member_targets()
     if any(num_heads.get(id(t.module)) == len(group.units) for t in members if t.is_layer):
         return "head"
-    unit_set, units = set(group.units), None
+    unit_set, units = None, None
     outer_free, inner, inner_factors = False, False, []
     for target in members:
         if target.classes.shape[1] == 1:
             continue  # one unit per element: neither an outer nor an inner factor here
         rows = graph.alive_classes(target)
-        if _repeated_classes(rows, repeated, target).isdisjoint(unit_set):
+        twice = _repeated_classes(rows, repeated, target)
+        if not twice:
+            continue
+        if unit_set is None:
+            unit_set = set(group.units)
+        if twice.isdisjoint(unit_set):
             continue  # no unit of the group lies in two elements here: the test below would pass
         if units is None:
             units = np.array(sorted(unit_set), dtype=np.int64)
@@ -83,8 +88,8 @@ def _repeated_classes(rows: torch.Tensor, cache: dict | None, target: Target) ->
     whose dims solved alike share one classes table."""
     found = cache.get(id(rows)) if cache is not None else None
     if found is None or found[0] is not rows:
-        values, counts = np.unique(rows.numpy(), return_counts=True)
-        found = (rows, set(values[counts > 1].tolist()))
+        flat = np.sort(rows.numpy(), axis=None)  # sorted: a class seen twice has an equal neighbour
+        found = (rows, set(flat[1:][flat[1:] == flat[:-1]].tolist()))
         if cache is not None:
             cache[id(rows)] = found
     return found[1]
@@ -146,7 +151,10 @@ def find_groups(graph: DependencyGraph, options: PruningOptions) -> list[GroupRe
             found = axes[id(target)] = target.tensor_axes()
         return found
 
-    for group in graph.get_all_groups(ignored_layers=options.ignored_modules,
+    # a group of one unit is never kept (see _excluded): skip it before it is checked further,
+    # unless the debug log names every group left out
+    min_units = 1 if logger.isEnabledFor(logging.DEBUG) else 2
+    for group in graph.get_all_groups(ignored_layers=options.ignored_modules, min_units=min_units,
                                       root_module_types=options.root_module_types or _DEFAULT_ROOTS, axes_of=axes_of):
         reason = _excluded(group, options, ignored_tensors, axes_of)
         if reason:

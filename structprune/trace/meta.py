@@ -30,7 +30,7 @@ import torch.nn as nn
 
 from structprune.trace.meta_ops import CAT_OPS, SHAPE_OPS, cat_output
 from structprune.trace.meta_shapes import CONV_DIMS, POOL_DIMS, attention_output, conv_output, pool_output
-from structprune.trace.structure import flatten_tensors, map_tensors
+from structprune.trace.structure import _LEAVES, flatten_tensors, map_tensors
 
 
 def can_run_on_meta(model: nn.Module, modules: list[nn.Module] | None = None) -> bool:
@@ -84,6 +84,9 @@ def meta_call_args(name: str, args: tuple, kwargs: dict, real_device: torch.devi
     An op on real tensors only (or none, a factory) asked for ``device=meta``
     (``torch.arange(n, device=hidden.device)``) makes its tensor on ``real_device`` instead:
     its values do not depend on the weights, and code may read them (a position-id check)."""
+    counted = _count_plain(args, kwargs)  # (tensors, on meta) without a walk, for flat calls
+    if counted is not None and "device" not in kwargs and (counted[0] < 2 or counted[1] in (0, counted[0])):
+        return args, kwargs  # all on meta or all real (a tensor passed twice counts twice: same answer)
     tensors = flatten_tensors((args, kwargs))
     on_meta = sum(t.is_meta for t in tensors)
     if not on_meta and "device" in kwargs and _is_meta_device(kwargs["device"]):
@@ -97,11 +100,29 @@ def meta_call_args(name: str, args: tuple, kwargs: dict, real_device: torch.devi
     return map_tensors(args, _to_meta), map_tensors(kwargs, _to_meta)
 
 
+def _count_plain(args: tuple, kwargs: dict) -> tuple[int, int] | None:
+    """``(tensors, tensors on meta)`` among ``args`` and ``kwargs``' values when each is a tensor or
+    a leaf of :mod:`structprune.trace.structure`'s walks, else ``None`` (a container: walk it)."""
+    total = meta = 0
+    for group in (args, kwargs.values()) if kwargs else (args,):
+        for a in group:
+            if type(a) in _LEAVES:
+                continue
+            if not isinstance(a, torch.Tensor):
+                return None
+            total += 1
+            meta += a.is_meta
+    return total, meta
+
+
 def _stand_in(tensor: torch.Tensor) -> torch.Tensor:
     meta = torch.empty_like(tensor, device="meta")
     if type(tensor) is nn.Parameter or (type(tensor) is not torch.Tensor and isinstance(tensor, nn.Parameter)):
-        return nn.Parameter(meta, requires_grad=tensor.requires_grad)
-    return meta.requires_grad_(tensor.requires_grad) if tensor.is_floating_point() else meta
+        return _make_subclass(nn.Parameter, meta, tensor.requires_grad)  # nn.Parameter(meta, ...) on a plain tensor
+    return meta.requires_grad_() if tensor.requires_grad and tensor.is_floating_point() else meta
+
+
+_make_subclass = torch.Tensor._make_subclass
 
 
 @contextmanager
@@ -124,8 +145,9 @@ def meta_weights(model: nn.Module, modules: list[nn.Module] | None = None) -> It
     finally:
         for module, attributes, params, buffers, children in saved:
             state = vars(module)
-            for key in [k for k in state if k not in attributes]:
-                del state[key]
+            if len(state) != len(attributes) or state.keys() != attributes.keys():  # the forward added some
+                for key in [k for k in state if k not in attributes]:
+                    del state[key]
             state.update(attributes)
             for store, entries in ((module._parameters, params), (module._buffers, buffers),
                                    (module._modules, children)):

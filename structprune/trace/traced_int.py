@@ -50,10 +50,10 @@ class TracedInt(int):
 
     sources: frozenset
     derived: bool
-    attributes_only: bool
+    attributes_only: bool = True  # class defaults: what every instance sets these to unless told
     adaptive: bool
-    reads: frozenset
-    exact: bool
+    reads: frozenset = _EMPTY
+    exact: bool = False
 
     def __new__(cls, value: int, sources, derived: bool = False, attributes_only: bool = True,
                 adaptive: bool = True, reads=_EMPTY, exact: bool = False):
@@ -214,11 +214,20 @@ def _traced_container(value, source: tuple | frozenset):
     return type(value)([_fixed(v, sources) if type(v) is int else _traced_container(v, sources) for v in value])
 
 
+def _traced_flat(value: tuple | list, source: tuple):
+    """:func:`_traced_container` of a non-empty flat list/tuple of ints, else ``None``; equal ints
+    share one TracedInt (as small plain ints are one object: ``(1, 1)`` holds the same 1 twice)."""
+    if not value or not all(type(v) is int for v in value):
+        return None
+    sources = frozenset((source,))
+    made = {v: _fixed(v, sources) for v in set(value)}
+    return type(value)([made[v] for v in value])
+
+
 def _fixed(value: int, sources: frozenset) -> TracedInt:
     """``TracedInt(value, sources, derived=True, adaptive=False)``, made directly (hundreds per model)."""
     obj = int.__new__(TracedInt, value)
-    obj.sources, obj.derived, obj.attributes_only, obj.adaptive, obj.reads, obj.exact = \
-        sources, True, True, False, _EMPTY, False
+    obj.sources, obj.derived, obj.adaptive = sources, True, False  # attributes_only, reads, exact: class defaults
     return obj
 
 
@@ -237,10 +246,15 @@ def traced_int_attributes(model: nn.Module, plain_ints_after: bool = True,
     for module in modules:
         for name, value in [(n, v) for n, v in module.__dict__.items() if type(v) in _SWAPPED]:
             kind = type(value)
-            if kind is int:
-                traced = TracedInt(value, frozenset(((module, name),)))
-            elif (kind is tuple or kind is list) and _int_container(value):
-                traced = _traced_container(value, (module, name))
+            if kind is int:  # TracedInt(value, {(module, name)}), made directly (hundreds per model)
+                traced = int.__new__(TracedInt, value)
+                traced.sources, traced.derived, traced.adaptive = frozenset(((module, name),)), False, True
+            elif kind is tuple or kind is list:
+                traced = _traced_flat(value, (module, name))  # the usual container: flat ints (a stride)
+                if traced is None:
+                    if not _int_container(value):
+                        continue
+                    traced = _traced_container(value, (module, name))
             else:
                 continue
             swapped.append((module, name, value, traced))

@@ -27,7 +27,7 @@ from structprune.trace.calling import run_forward  # noqa: F401  (re-exported: c
 from structprune.trace.gc_pause import gc_paused
 from structprune.trace.meta import can_run_on_meta, meta_call_args, meta_shortcut, meta_weights
 from structprune.trace.nodes import Node, ShapeEscape, ShapeRead, Trace, Value
-from structprune.trace.structure import flatten_tensors, map_tensors
+from structprune.trace.structure import _LEAVES, flatten_tensors, map_tensors
 from structprune.trace.traced_int import TracedInt, escape_log, paused_escapes, traced_int_attributes
 
 logger = logging.getLogger(__name__)
@@ -129,6 +129,13 @@ class _Recorder(TorchFunctionMode):
         return self.new_value(t, "constant")
 
     def to_values(self, obj: Any) -> tuple[Any, list[Value]]:
+        kind = type(obj)
+        if kind is dict and not obj:
+            return {}, []
+        if (kind is tuple or kind is list) and all(type(o) in _LEAVES or isinstance(o, torch.Tensor) for o in obj):
+            items = [o if type(o) in _LEAVES else self.value_of(o) for o in obj]  # a flat call: no walk
+            found = [v for v, o in zip(items, obj) if v is not o]
+            return (tuple(items) if kind is tuple else items), found
         found: list[Value] = []
 
         def convert(t: torch.Tensor) -> Value:
@@ -201,16 +208,27 @@ class _Recorder(TorchFunctionMode):
 
     # module hooks -------------------------------------------------------------------------
     def pre_hook(self, module, args, kwargs):
-        self.scope.append(self.names.get(module, ""))
         if self.is_leaf(module):
-            if self.leaf_depth == 0:
-                self.pending.append((args, kwargs))
-            self.leaf_depth += 1
+            self._leaf_pre(module, args, kwargs)
+        else:
+            self.scope.append(self.names.get(module, ""))
 
     def post_hook(self, module, args, kwargs, output):
+        if self.is_leaf(module):
+            self._leaf_post(module, args, kwargs, output)
+        else:
+            self.scope.pop()
+
+    def _leaf_pre(self, module, args, kwargs):
+        """:meth:`pre_hook` for a module known to be a leaf."""
+        self.scope.append(self.names.get(module, ""))
+        if self.leaf_depth == 0:
+            self.pending.append((args, kwargs))
+        self.leaf_depth += 1
+
+    def _leaf_post(self, module, args, kwargs, output):
+        """:meth:`post_hook` for a module known to be a leaf."""
         self.scope.pop()
-        if not self.is_leaf(module):
-            return
         self.leaf_depth -= 1
         if self.leaf_depth == 0:  # the outermost leaf: record it as one op
             with paused_escapes(), torch._C.DisableTorchFunction():  # the recorder's own shape reads
@@ -276,9 +294,9 @@ class _Recorder(TorchFunctionMode):
         pre, post = RemovableHandle(OrderedDict()).id, RemovableHandle(OrderedDict()).id  # ids no hook has
         for module in modules:
             leaf = self.is_leaf(module)  # a module inside no leaf only enters and leaves its scope
-            module._forward_pre_hooks[pre] = self.pre_hook if leaf else self._enter_hook(self.names.get(module, ""))
+            module._forward_pre_hooks[pre] = self._leaf_pre if leaf else self._enter_hook(self.names.get(module, ""))
             module._forward_pre_hooks_with_kwargs[pre] = True
-            module._forward_hooks[post] = self.post_hook if leaf else self._leave
+            module._forward_hooks[post] = self._leaf_post if leaf else self._leave
             module._forward_hooks_with_kwargs[post] = True
             module._forward_hooks_always_called[post] = True
         stack.callback(_remove_hooks, modules, pre, post)
