@@ -74,8 +74,15 @@ class Target:
         """``classes[alive_rows(dead)]``, kept alike (shared: callers must not modify it)."""
         entry = self._alive_entry(dead)
         if entry.classes is None:
-            entry.classes = torch.from_numpy(self._layout().table[entry.rows])  # numpy's row mask: a copy, as torch's
+            entry.classes = torch.from_numpy(self.alive_table(dead))
         return entry.classes
+
+    def alive_table(self, dead: torch.Tensor) -> np.ndarray:
+        """:meth:`alive_classes` as a numpy array (the same memory; shared: do not modify it)."""
+        entry = self._alive_entry(dead)
+        if entry.table is None:
+            entry.table = self._layout().table[entry.rows]  # numpy's row mask: a copy, as torch's
+        return entry.table
 
     def _alive_entry(self, dead: torch.Tensor) -> "_AliveRows":
         """The alive rows under ``dead``, kept while ``dead`` is the same tensor at the same version."""
@@ -162,6 +169,7 @@ class _AliveRows:
     mask: torch.Tensor | None = None
     count: int | None = None
     classes: torch.Tensor | None = None
+    table: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
