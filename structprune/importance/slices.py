@@ -90,22 +90,30 @@ def group_slices(group: Group) -> list[UnitSlice]:
     return slices
 
 
-def _sorted_units(group: Group) -> tuple[np.ndarray, np.ndarray]:
-    """``(sorted unit classes, their positions in group.units)``: :func:`unit_positions` by
-    binary search, without a lookup table as long as the class count (~75k on a MobileNet)."""
+def _sorted_units(group: Group) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(sorted unit classes, their positions in group.units, group.units)``: :func:`unit_positions`
+    by binary search, without a lookup table as long as the class count (~75k on a MobileNet)."""
     units = np.asarray(group.units, dtype=np.int64)
     order = np.argsort(units, kind="stable")
-    return units[order], order
+    return units[order], order, units
 
 
-def _positions_layout(target: Target, lookup: tuple[np.ndarray, np.ndarray], dead: torch.Tensor
+def _positions_layout(target: Target, lookup: tuple[np.ndarray, np.ndarray, np.ndarray], dead: torch.Tensor
                       ) -> tuple[torch.Tensor | None, tuple[torch.Tensor | None, torch.Tensor] | None]:
-    """:func:`_positions` and its :func:`unit_layout` in one pass over the numpy table, or
-    ``(None, None)`` when no element of ``target`` holds one of the group's units."""
+    """For each alive element of ``target`` and each of its classes, the unit position (or -1),
+    with its :func:`unit_layout`, in one pass over the numpy table; ``(None, None)`` when no
+    element of ``target`` holds one of the group's units."""
     rows = target.alive_table(dead)  # numpy: small tables, cheap calls
-    units, order = lookup
+    units, order, plain = lookup
     if not len(units) or not rows.size:
         return None, None
+    if len(rows) == len(plain):
+        column = _in_order_column(rows, units, plain)
+        if column is not None:  # element e is unit e, its other columns no unit
+            order_ = np.arange(len(plain), dtype=np.int64)
+            positions = np.full(rows.shape, -1, dtype=np.int64)
+            positions[:, column] = order_
+            return torch.from_numpy(positions), (None, torch.from_numpy(order_))
     at = np.minimum(np.searchsorted(units, rows), len(units) - 1)
     found = units[at] == rows  # -1 pads are no unit
     if not found.any():
@@ -122,6 +130,24 @@ def unit_layout(s: UnitSlice) -> tuple[torch.Tensor | None, torch.Tensor]:
         return s.layout
     units = s.element_units.numpy()
     return _layout_of(units, units >= 0)
+
+
+def _in_order_column(rows: np.ndarray, units: np.ndarray, plain: np.ndarray) -> int | None:
+    """The column of ``rows`` equal to ``plain`` (the group's units in order) when every other
+    column holds one class that is no unit (a depthwise conv's per-group position), else ``None``."""
+    found = None
+    for j in range(rows.shape[1]):
+        col = rows[:, j]
+        if found is None and (col == plain).all():
+            found = j
+            continue
+        c = col[0]
+        if not (col == c).all():
+            return None
+        at = int(np.searchsorted(units, c))
+        if at < len(units) and units[at] == c:
+            return None
+    return found
 
 
 def _layout_of(units: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor | None, torch.Tensor]:
