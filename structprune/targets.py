@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from structprune.layers.base import LayerPruner, attribute_pruner_for, prune_tensor
+from structprune.layers.base import LayerPruner, SortedIndices, attribute_pruner_for, prune_tensor
 from structprune.layers.parameter import prune_parameter_out_channels
 
 
@@ -95,7 +95,7 @@ class Target:
 
     def removal(self, dead: torch.Tensor, remove: torch.Tensor) -> list[int]:
         """Current indices of the elements that removing classes ``remove`` (mask) takes away."""
-        return np.flatnonzero(self._hits(remove)[self._alive_entry(dead).rows]).tolist()
+        return SortedIndices(np.flatnonzero(self._hits(remove)[self._alive_entry(dead).rows]).tolist())
 
     def removal_count(self, dead: torch.Tensor, remove: torch.Tensor) -> int:
         """``len(removal(dead, remove))``, without listing the indices."""
