@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from structprune.layers.base import LayerPruner, attribute_pruner_for, prune_tensor
+from structprune.layers.base import LayerPruner, SortedIndices, attribute_pruner_for, prune_tensor
 from structprune.layers.parameter import prune_parameter_out_channels
 
 
@@ -74,8 +74,15 @@ class Target:
         """``classes[alive_rows(dead)]``, kept alike (shared: callers must not modify it)."""
         entry = self._alive_entry(dead)
         if entry.classes is None:
-            entry.classes = torch.from_numpy(self._layout().table[entry.rows])  # numpy's row mask: a copy, as torch's
+            entry.classes = torch.from_numpy(self.alive_table(dead))
         return entry.classes
+
+    def alive_table(self, dead: torch.Tensor) -> np.ndarray:
+        """:meth:`alive_classes` as a numpy array (the same memory; shared: do not modify it)."""
+        entry = self._alive_entry(dead)
+        if entry.table is None:
+            entry.table = self._layout().table[entry.rows]  # numpy's row mask: a copy, as torch's
+        return entry.table
 
     def _alive_entry(self, dead: torch.Tensor) -> "_AliveRows":
         """The alive rows under ``dead``, kept while ``dead`` is the same tensor at the same version."""
@@ -88,7 +95,7 @@ class Target:
 
     def removal(self, dead: torch.Tensor, remove: torch.Tensor) -> list[int]:
         """Current indices of the elements that removing classes ``remove`` (mask) takes away."""
-        return np.flatnonzero(self._hits(remove)[self._alive_entry(dead).rows]).tolist()
+        return SortedIndices(np.flatnonzero(self._hits(remove)[self._alive_entry(dead).rows]).tolist())
 
     def removal_count(self, dead: torch.Tensor, remove: torch.Tensor) -> int:
         """``len(removal(dead, remove))``, without listing the indices."""
@@ -162,6 +169,7 @@ class _AliveRows:
     mask: torch.Tensor | None = None
     count: int | None = None
     classes: torch.Tensor | None = None
+    table: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,11 @@ class MagnitudeImportance(SliceImportance):
             return super().__call__(group, **kwargs)
 
     def element_scores(self, s: UnitSlice) -> torch.Tensor:
+        if s.tensor.ndim == 1:  # one element per row: its sum over one column is the element itself
+            values = s.tensor.detach()
+            if values.dtype != torch.float32:
+                return values.float().square_() if self.p == 2 else values.float().abs_().pow_(self.p)
+            return values.square() if self.p == 2 else values.abs().pow_(self.p)
         rows, owned = float_rows(s)  # a copy of its own is squared in place (bf16 LLM weights)
         if self.p == 2:
             return (rows.square_() if owned else rows.square()).sum(1)

@@ -9,7 +9,7 @@ several units (a head x head-dim position) counts for each of the group's units 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -32,6 +32,8 @@ class UnitSlice:
     tensor: nn.Parameter
     target: Target
     element_units: torch.Tensor
+    layout: "tuple[torch.Tensor | None, torch.Tensor] | None" = field(default=None, compare=False, repr=False)
+    """:func:`unit_layout` of ``element_units`` when :func:`group_slices` made it already."""
 
     @property
     def num_elements(self) -> int:
@@ -64,10 +66,11 @@ def ordered_members(group: Group) -> list[Target]:
 def group_slices(group: Group) -> list[UnitSlice]:
     """Every parameter slice the group removes elements from (each (tensor, axis) once)."""
     lookup = _sorted_units(group)
+    dead = group.graph.dead
     seen: set[tuple[int, int]] = set()
     slices = []
     for target in ordered_members(group):
-        positions = None  # made only for a target with a parameter left to slice
+        positions = layout = None  # made only for a target with a parameter left to slice
         for owner, name, axis, tensor in target.sliced_tensors():
             if not isinstance(tensor, nn.Parameter) or tensor.ndim == 0:
                 continue
@@ -75,44 +78,82 @@ def group_slices(group: Group) -> list[UnitSlice]:
             if key in seen:
                 continue
             if positions is None:
-                positions = _positions(target, lookup, group.graph.dead)
-                if not (positions.numpy() >= 0).any():
+                positions, layout = _positions_layout(target, lookup, dead)
+                if positions is None:
                     break  # none of the group's units runs along this target
             if tensor.shape[axis] != positions.shape[0]:
                 logger.debug("skipping %s.%s axis %d for scoring: %d entries, %d channels", target.name,
                              name, axis, tensor.shape[axis], positions.shape[0])
                 continue
             seen.add(key)
-            slices.append(UnitSlice(owner, name, axis, tensor, target, positions))
+            slices.append(UnitSlice(owner, name, axis, tensor, target, positions, layout))
     return slices
 
 
-def _sorted_units(group: Group) -> tuple[np.ndarray, np.ndarray]:
-    """``(sorted unit classes, their positions in group.units)``: :func:`unit_positions` by
-    binary search, without a lookup table as long as the class count (~75k on a MobileNet)."""
+def _sorted_units(group: Group) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(sorted unit classes, their positions in group.units, group.units)``: :func:`unit_positions`
+    by binary search, without a lookup table as long as the class count (~75k on a MobileNet)."""
     units = np.asarray(group.units, dtype=np.int64)
     order = np.argsort(units, kind="stable")
-    return units[order], order
+    return units[order], order, units
 
 
-def _positions(target: Target, lookup: tuple[np.ndarray, np.ndarray], dead: torch.Tensor) -> torch.Tensor:
-    """For each alive element of ``target`` and each of its classes, the unit position (or -1)."""
-    rows = target.alive_classes(dead).numpy()  # numpy: small tables, cheap calls
-    units, order = lookup
-    if not len(units):
-        return torch.from_numpy(np.full(rows.shape, -1, dtype=np.int64))
+def _positions_layout(target: Target, lookup: tuple[np.ndarray, np.ndarray, np.ndarray], dead: torch.Tensor
+                      ) -> tuple[torch.Tensor | None, tuple[torch.Tensor | None, torch.Tensor] | None]:
+    """For each alive element of ``target`` and each of its classes, the unit position (or -1),
+    with its :func:`unit_layout`, in one pass over the numpy table; ``(None, None)`` when no
+    element of ``target`` holds one of the group's units."""
+    rows = target.alive_table(dead)  # numpy: small tables, cheap calls
+    units, order, plain = lookup
+    if not len(units) or not rows.size:
+        return None, None
+    if len(rows) == len(plain):
+        column = _in_order_column(rows, units, plain)
+        if column is not None:  # element e is unit e, its other columns no unit
+            order_ = np.arange(len(plain), dtype=np.int64)
+            positions = np.full(rows.shape, -1, dtype=np.int64)
+            positions[:, column] = order_
+            return torch.from_numpy(positions), (None, torch.from_numpy(order_))
     at = np.minimum(np.searchsorted(units, rows), len(units) - 1)
-    return torch.from_numpy(np.where(units[at] == rows, order[at], -1))  # -1 pads are no unit
+    found = units[at] == rows  # -1 pads are no unit
+    if not found.any():
+        return None, None
+    positions = np.where(found, order[at], -1)
+    return torch.from_numpy(positions), _layout_of(positions, found)
 
 
 def unit_layout(s: UnitSlice) -> tuple[torch.Tensor | None, torch.Tensor]:
     """``(element_index, units)``: the element behind each (element, unit) pair of ``s`` and that
     unit's position, in element order (``element_index`` is ``None`` when it is every element
     once, in order: one unit per element)."""
+    if s.layout is not None:
+        return s.layout
     units = s.element_units.numpy()
-    mask = units >= 0
+    return _layout_of(units, units >= 0)
+
+
+def _in_order_column(rows: np.ndarray, units: np.ndarray, plain: np.ndarray) -> int | None:
+    """The column of ``rows`` equal to ``plain`` (the group's units in order) when every other
+    column holds one class that is no unit (a depthwise conv's per-group position), else ``None``."""
+    found = None
+    for j in range(rows.shape[1]):
+        col = rows[:, j]
+        if found is None and (col == plain).all():
+            found = j
+            continue
+        c = col[0]
+        if not (col == c).all():
+            return None
+        at = int(np.searchsorted(units, c))
+        if at < len(units) and units[at] == c:
+            return None
+    return found
+
+
+def _layout_of(units: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """:func:`unit_layout` of the table ``units`` whose entries ``mask`` (``units >= 0``) are units."""
     if units.shape[1] == 1 and mask.all():
-        return None, s.element_units[:, 0]
+        return None, torch.from_numpy(units[:, 0])
     if (np.count_nonzero(mask, axis=1) == 1).all():  # one unit per element (a depthwise conv's
         return None, torch.from_numpy(units[mask])    # out dim: its per-group column is no unit)
     element_index = np.broadcast_to(np.arange(units.shape[0], dtype=np.int64).reshape(-1, 1), units.shape)[mask]

@@ -81,8 +81,20 @@ def keep_indices(size: int, idxs: Sequence[int]) -> torch.Tensor:
 @functools.lru_cache(maxsize=16)
 def _kept(size: int, removed: tuple[int, ...]) -> torch.Tensor:
     """:func:`keep_indices`, shared by the tensors of one layer pruned alike (weight, bias, running
-    statistics: the same size and indices); read-only."""
-    return keep_indices(size, removed)
+    statistics: the same size and indices); read-only.  ``removed`` holds Python ints (from
+    :func:`_removed`): numpy converts the tuple in one call."""
+    removed_ = np.array(removed, dtype=np.int64)
+    keep = np.ones(size, dtype=bool)
+    keep[removed_[(removed_ >= 0) & (removed_ < size)]] = False
+    return torch.from_numpy(np.flatnonzero(keep).astype(np.int64, copy=False))
+
+
+class SortedIndices(list):
+    """Distinct ``int`` indices in increasing order, as a group's plan lists them
+    (:meth:`~structprune.targets.Target.removal`): pruning skips sorting and de-duplicating them
+    again.  A plain ``list`` otherwise; do not change one in place."""
+
+    __slots__ = ()
 
 
 _last_removed: tuple[list, tuple[int, ...]] = ([], ())
@@ -92,6 +104,8 @@ def _removed(idxs: Sequence[int]) -> tuple[int, ...]:
     """``tuple(sorted(set(map(int, idxs))))``; the answer for the last list is kept, as a layer's
     tensors (weight, bias, running statistics) are pruned by one list in turn."""
     global _last_removed
+    if type(idxs) is SortedIndices:
+        return tuple(idxs)
     last, removed = _last_removed
     if type(idxs) is list and len(idxs) == len(last) and idxs == last:
         return removed
@@ -257,7 +271,7 @@ class LayerPruner:
         return dims
 
     def prune(self, layer: nn.Module, dim: str, idxs: Sequence[int]) -> None:
-        getattr(self, f"prune_{dim}_channels")(layer, sorted(map(int, idxs)))
+        getattr(self, f"prune_{dim}_channels")(layer, idxs if type(idxs) is SortedIndices else sorted(map(int, idxs)))
 
     def flow(self, ctx: FlowContext, node: Node) -> None:
         layer = node.module

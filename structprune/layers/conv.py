@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from structprune.flow.context import FlowContext
-from structprune.layers.base import LayerPruner, keep_indices, prune_tensor, register_layer_pruner, set_outputs
+from structprune.layers.base import LayerPruner, SortedIndices, keep_indices, prune_tensor, register_layer_pruner, set_outputs
 from structprune.trace.nodes import Node
 
 
@@ -32,6 +32,8 @@ def removed_groups(channels: int, groups: int, idxs: Sequence[int]) -> tuple[lis
     remaining group); raise if the removal would make groups unequal."""
     per = channels // groups
     if per == 1:  # depthwise: every channel is a whole group
+        if type(idxs) is SortedIndices:
+            return [i for i in idxs if 0 <= i < groups], []
         return sorted({i for i in map(int, idxs) if 0 <= i < groups}), []
     removed = torch.as_tensor(list(map(int, idxs)), dtype=torch.long)
     mask = torch.zeros(groups * per, dtype=torch.bool)
