@@ -72,7 +72,10 @@ def attribute_pruner_for(module: nn.Module) -> "LayerPruner | None":
 
 def keep_indices(size: int, idxs: Sequence[int]) -> torch.Tensor:
     """Indices ``0..size-1`` without ``idxs`` (indices outside that range are ignored)."""
-    removed = np.fromiter(map(int, idxs), dtype=np.int64)  # numpy: a few small ops, cheap calls
+    return _keep_without(size, np.fromiter(map(int, idxs), dtype=np.int64))  # numpy: a few small ops, cheap calls
+
+
+def _keep_without(size: int, removed: np.ndarray) -> torch.Tensor:
     keep = np.ones(size, dtype=bool)
     keep[removed[(removed >= 0) & (removed < size)]] = False
     return torch.from_numpy(np.flatnonzero(keep).astype(np.int64, copy=False))
@@ -83,10 +86,7 @@ def _kept(size: int, removed: tuple[int, ...]) -> torch.Tensor:
     """:func:`keep_indices`, shared by the tensors of one layer pruned alike (weight, bias, running
     statistics: the same size and indices); read-only.  ``removed`` holds Python ints (from
     :func:`_removed`): numpy converts the tuple in one call."""
-    removed_ = np.array(removed, dtype=np.int64)
-    keep = np.ones(size, dtype=bool)
-    keep[removed_[(removed_ >= 0) & (removed_ < size)]] = False
-    return torch.from_numpy(np.flatnonzero(keep).astype(np.int64, copy=False))
+    return _keep_without(size, np.array(removed, dtype=np.int64))
 
 
 class SortedIndices(list):
