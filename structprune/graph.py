@@ -167,20 +167,23 @@ class DependencyGraph(GraphCompat):
     def units_of(self, target: Target, gid: int | None = None, free: torch.Tensor | None = None) -> list[int]:
         """Prime unit classes along ``target`` (alive, unpinned, or set in mask ``free``), in order
         of first appearance."""
-        flat = self.alive_classes(target).numpy().reshape(-1)  # numpy: a few small ops, ~1 us each
-        flat = flat[flat >= 0]
-        flat = flat[~self.solution.pinned.numpy()[flat] if free is None else free.numpy()[flat]]
+        flat = self._free_classes(target, free)
         if gid is not None:
             flat = flat[self.solution.group_of.numpy()[flat] == gid]
         return _first_order(flat)
 
     def units_per_group(self, target: Target, gids: Sequence[int]) -> dict[int, list[int]]:
         """``{gid: units_of(target, gid)}`` for each of ``gids``: the target's classes filtered once."""
-        flat = self.alive_classes(target).numpy().reshape(-1)
-        flat = flat[flat >= 0]
-        flat = flat[~self.solution.pinned.numpy()[flat]]
+        flat = self._free_classes(target)
         group_of = self.solution.group_of.numpy()[flat]
         return {gid: _first_order(flat[group_of == gid]) for gid in gids}
+
+    def _free_classes(self, target: Target, free: torch.Tensor | None = None) -> np.ndarray:
+        """``target``'s alive classes, flat, without pads and pinned classes (or only those set in
+        ``free``)."""
+        flat = self.alive_classes(target).numpy().reshape(-1)  # numpy: a few small ops, ~1 us each
+        flat = flat[flat >= 0]
+        return flat[~self.solution.pinned.numpy()[flat] if free is None else free.numpy()[flat]]
 
     def alive_classes(self, target: Target) -> torch.Tensor:
         """``target.classes`` of the elements still present (the whole table while no class is
