@@ -15,7 +15,11 @@ stays there, a small last stage, by the measured slope, goes to the asked speed-
 no step is small enough: then the model stands as timed).  A stage that goes over the band from a
 check within it (widths in coarse steps: whole heads tied across layers) is undone: the model,
 its graph and config are restored from a :class:`.snapshot.Snapshot` taken before the stage (on
-the CPU, or for models up to 2 GiB elsewhere).  The search's decisions take the median of the per-round speed-ups (each
+the CPU, or for models up to 2 GiB elsewhere).  A stage that goes over the band from a check
+short of it (a device whose saving jumps between widths) brackets the asked speed-up: the search
+goes back to the short state and prunes to where the line through the two checks meets it, up to
+``_BRACKET_CHECKS`` more timings; where the widths' steps cannot land in between, the nearer of
+the two timed states is kept.  The search's decisions take the median of the per-round speed-ups (each
 round times both models back to back, so a change of load hits both; on a quiet machine it is the
 ratio of medians).  A result that measures slower than the original, short of the target or
 more than 5% over it is reported with a warning.
@@ -58,6 +62,8 @@ _STEADY = 1.2  # a timing whose per-round speed-ups spread wider than this ratio
 _AGREE = (0.6, 1.7)  # a first timing whose measured / estimated saving is outside this is taken again
 _NEAR = 0.03  # a later timing within this (share of the latency) of the predicted saving is sound
 _RETIMES = 2
+_BRACKET_CHECKS = 2  # more checks allowed once a short and an over check bracket the asked speed-up
+_BRACKET_MARGIN = 0.1  # a bracketed stage aims at least this share of the bracket in from either end
 _REFINE = 0.5  # a check within tolerance but more than this share of it under the asked speed-up is refined
 _STALL = 0.25  # a stage that measures less than this share of the saving it was expected to give ends the search
 _STALL_MIN = 0.08  # ... if it was expected to save at least this share of the latency (smaller ones are noise)
@@ -113,6 +119,25 @@ class LatencyOptions:
         return Placement(self.device, self.dtype, self.batch_size, self.channels_last)
 
 
+@dataclass
+class _Kept:
+    """A state of the model the search timed: a snapshot to restore (``None`` when not affordable),
+    its check, and the search's channel ratio and estimated saving then."""
+
+    snapshot: "snapshot.Snapshot | None"
+    comparison: Any
+    ratio: float
+    estimated: float
+
+    @property
+    def paired(self) -> float:
+        return self.comparison.paired_speedup
+
+    @property
+    def measured(self) -> float:
+        return 1.0 - 1.0 / self.paired
+
+
 class LatencyTargetSearch(LatencyRanking, TargetSearch):
     """:class:`TargetSearch` on estimated milliseconds, verified by timing after the last step
     (with ``latency_ranking``, units are scored per millisecond: :class:`LatencyRanking`)."""
@@ -156,22 +181,37 @@ class LatencyTargetSearch(LatencyRanking, TargetSearch):
 
     def _verified(self, step: int) -> Iterator[Group]:
         """Time the model against the original; while clearly short of the asked speed-up, scale
-        the estimate's savings by the measured ones (:meth:`calibrate`) and search on."""
-        kept = None  # the model before the last stage, and its check (see _backs_off)
-        for check in range(_CHECKS):
+        the estimate's savings by the measured ones (:meth:`calibrate`) and search on.  Once a
+        stage has measured over the band from a check short of it, the two bracket the asked
+        speed-up: the search goes back to the short one and prunes between them (:meth:`_bracket`)."""
+        kept: _Kept | None = None  # the model before the last stage, and its check
+        over: _Kept | None = None  # the nearest stage measured over the band from a short check
+        checks, limit = 0, _CHECKS
+        while True:
             comparison = self._steady_time()
+            checks += 1
             wanted = self._wanted(comparison.before.median)
             paired = comparison.paired_speedup
             logger.info("measured %s, per-round median %.2fx (asked %.2fx, estimate %.2fx)", comparison.summary(),
                         paired, wanted, self.base / self.measure())
             expected_scale = self.scale_savings
             self.calibrate(paired)
-            if kept is not None and self._over(paired, wanted) and self._within(kept[1].paired_speedup, wanted):
+            if kept is not None and kept.snapshot is not None and self._over(paired, wanted) \
+                    and not self._over(kept.paired, wanted):
                 comparison, paired = self._confirm(comparison, "over the band")
-                if self._over(paired, wanted):
-                    comparison = self._back_off(*kept, paired, wanted)
+                if self._over(paired, wanted) and self._within(kept.paired, wanted):
+                    comparison = self._back_off(kept, paired, wanted)
                     break
-            if check == _CHECKS - 1:
+                if self._over(paired, wanted) and self._short(kept.paired, wanted):
+                    over = self._keep(comparison)
+                    limit = _CHECKS + _BRACKET_CHECKS
+                    if checks >= limit or not (yield from self._bracket(step, kept, over, wanted)):
+                        comparison = self._nearer(comparison, kept, wanted)
+                        break
+                    continue
+            if checks >= limit:
+                if over is not None and self._short(paired, wanted):
+                    comparison = self._nearer(comparison, over, wanted)
                 break
             if self._in_low_band(paired, wanted):  # within tolerance, but in its lower half
                 comparison, paired = self._confirm(comparison, "low in the band")
@@ -188,18 +228,26 @@ class LatencyTargetSearch(LatencyRanking, TargetSearch):
             if stall is not None:
                 self._warn_stalled(*stall, paired)
                 break
-            self.final = self.base * (1.0 - self._next_saving(1.0 - 1.0 / (wanted * _AIM)))
             kept = self._keep(comparison)
+            saving = self._next_saving(1.0 - 1.0 / (wanted * _AIM)) if over is None else \
+                self._between(kept, over, wanted)
+            self.final = self.base * (1.0 - saving)
             yield from super()._rounds(step)
         self.verification = comparison
         self._report_measured(comparison, wanted)
 
-    def _keep(self, comparison):
-        """``(snapshot of the model as it stands, its check)`` before a stage, when affordable
-        (:func:`.snapshot.affordable`), else ``None``: the stage cannot then be undone."""
-        if not snapshot.affordable(self.pruner.model, self.latency_options.device):
-            return None
-        return snapshot.Snapshot(self.pruner.model, self.pruner.DG), comparison
+    def _keep(self, comparison) -> "_Kept":
+        """The model as it stands before a stage: its check, the search's ratio and estimated
+        saving, and a snapshot to restore when affordable (:func:`.snapshot.affordable`; else
+        ``None``: the stage cannot then be undone)."""
+        model, estimated = self.pruner.model, 1.0 - self.measure() / self.base
+        kept = snapshot.Snapshot(model, self.pruner.DG) if snapshot.affordable(model, self.latency_options.device) \
+            else None
+        return _Kept(kept, comparison, self.ratio, estimated)
+
+    def _restore(self, kept: "_Kept") -> None:
+        kept.snapshot.restore()
+        self.ratio = kept.ratio
 
     def _over(self, speedup: float, wanted: float) -> bool:
         return speedup > wanted * (1 + self.latency_options.tolerance)
@@ -208,19 +256,62 @@ class LatencyTargetSearch(LatencyRanking, TargetSearch):
         tolerance = self.latency_options.tolerance
         return wanted * (1 - tolerance) <= speedup <= wanted * (1 + tolerance)
 
-    def _back_off(self, kept: "snapshot.Snapshot", comparison, over: float, wanted: float):
+    def _back_off(self, kept: "_Kept", over: float, wanted: float):
         """Restore the model as it was before the last stage (measured ``over`` the band, and its
         check before within it); the check of the restored model.  (A check before that was short
-        of the band is kept pruned on: at 1.55x then 2.66x for 2x, restoring the nearer one would
-        leave the model short by 22%.)"""
-        kept.restore()
+        of the band is bracketed instead: :meth:`_bracket`.)"""
+        self._restore(kept)
         self.backed_off = True
         logger.info(
             "the last stage measured %.2fx, more than %.0f%% over the asked %.2fx: restored the model as it was "
             "before it (%.2fx, within the band); the smallest remaining steps of the widths are too coarse to "
             "land in between (heads tied across layers, a large round_to)", over,
-            100 * self.latency_options.tolerance, wanted, comparison.paired_speedup)
-        return comparison
+            100 * self.latency_options.tolerance, wanted, kept.paired)
+        return kept.comparison
+
+    def _bracket(self, step: int, kept: "_Kept", over: "_Kept", wanted: float) -> Iterator[Group]:
+        """Go back to ``kept`` (short of the band) from ``over`` (over it) and prune to the estimated
+        saving between them where the line through their measured savings meets the asked one
+        (on an H100 a ViT measured 1.13x, then 2.88x for 2x: the device's saving jumps between
+        widths).  Returns whether the model landed strictly between the two (else the widths'
+        steps are too coarse, and the caller keeps the nearer of the two)."""
+        if kept.snapshot is None or over.snapshot is None:
+            return False
+        saving = self._between(kept, over, wanted)
+        logger.info("%.2fx was short of the asked %.2fx and the next stage %.2fx over it: back to the first, "
+                    "pruning to an estimated %.2fx between them", kept.paired, wanted, over.paired,
+                    1.0 / (1.0 - saving))
+        self._restore(kept)
+        self.final = self.base * (1.0 - saving)
+        yield from super()._rounds(step)
+        landed = 1.0 - self.measure() / self.base
+        if kept.estimated < landed < over.estimated:
+            return True
+        self._restore(over)  # (the nearer of the two is chosen by the caller from their checks)
+        return False
+
+    @staticmethod
+    def _between(low: "_Kept", high: "_Kept", wanted: float) -> float:
+        """The estimated saving where the line through ``low``'s and ``high``'s (estimated, measured)
+        savings meets the asked one, kept ``_BRACKET_MARGIN`` of the way in from either end."""
+        measured_low, measured_high = low.measured, high.measured
+        share = (1.0 - 1.0 / wanted - measured_low) / (measured_high - measured_low) \
+            if measured_high > measured_low else 0.5
+        share = min(1.0 - _BRACKET_MARGIN, max(_BRACKET_MARGIN, share))
+        return low.estimated + share * (high.estimated - low.estimated)
+
+    def _nearer(self, comparison, other: "_Kept", wanted: float):
+        """Of the model as it stands (timed by ``comparison``) and ``other`` (a state the search
+        timed before), keep the one whose speed-up is nearer the asked one (by ratio); its check."""
+        def distance(speedup: float) -> float:
+            return abs(math.log(speedup / wanted))
+
+        if other.snapshot is None or distance(comparison.paired_speedup) <= distance(other.paired):
+            return comparison
+        logger.info("the widths' steps are too coarse to land between %.2fx and %.2fx for %.2fx: kept the nearer, "
+                    "%.2fx", comparison.paired_speedup, other.paired, wanted, other.paired)
+        self._restore(other)
+        return other.comparison
 
     def _in_low_band(self, speedup: float, wanted: float) -> bool:
         """Whether ``speedup`` is within the tolerance of ``wanted`` but in the lower half of it (a

@@ -5,7 +5,7 @@ Pruning replaces a layer's tensors with sliced copies and never writes into the 
 all-or-nothing restore of :func:`structprune.prune.apply_plan` relies on the same), so a snapshot
 keeps references, not copies: each module's attributes, parameters, buffers and children (the
 model's, and those the graph saw when it was built), the graph's dead classes (which pruning
-updates in place), the length of its pruning history, and a copy of a Hugging Face config's
+updates in place), its pruning history's entries, and a copy of a Hugging Face config's
 fields.  What it costs is the memory of the tensors pruning removes meanwhile, kept alive until
 the snapshot is dropped (at most the model's own size).
 
@@ -14,6 +14,9 @@ Example::
     kept = Snapshot(pruner.model, pruner.DG)
     ...                      # prune
     kept.restore()           # the model, its graph and its config as they were
+
+A snapshot can be restored more than once, and after a snapshot taken earlier has been (the
+search of a latency target goes back to a short state, then forward to an over one).
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ class Snapshot:
         config = getattr(model, "config", None)
         self.config = (config, _copied(vars(config))) if hasattr(config, "__dict__") else None
         self.dead = graph.dead.numpy().copy()  # numpy: torch's clone of a bool tensor is ~100x slower here
-        self.history = len(graph.pruning_history())
+        self.history = list(graph.pruning_history())  # its entries: a later state may be restored after an earlier
 
     def restore(self) -> None:
         """Put back every module's attributes, tensors and children, the config, the dead classes
@@ -71,7 +74,7 @@ class Snapshot:
             vars(self.config[0]).clear()
             vars(self.config[0]).update(_copied(self.config[1]))
         self.graph.dead.copy_(torch.from_numpy(self.dead))  # in place: caches keyed by the tensor's version see the change
-        del self.graph.pruning_history()[self.history:]
+        self.graph.pruning_history()[:] = self.history
         reindex_holders(self.graph, self.modules)  # a step's holder index (tied.indexed_holders) sees the tensors put back
 
 

@@ -39,3 +39,25 @@ def test_restore_undoes_a_prune_of_heads_and_hidden_size():
 def test_snapshots_are_kept_on_the_cpu_and_for_small_models():
     model, _ = tiny_bert()
     assert affordable(model, "cpu") and affordable(model, "cuda")
+
+
+def test_a_later_state_is_restored_after_an_earlier_one():
+    """The latency search goes back to a short state and then, if it cannot land in between,
+    forward to the over one: the later snapshot brings back its layers, config and the whole
+    pruning history (a replay of it gives the same widths)."""
+    model, ids = tiny_bert()
+    pruner = MagnitudePruner(model, ids, speedup=2.0, round_to=1)
+    earlier = Snapshot(model, pruner.DG)
+    pruner.step()
+    shapes, history = [p.shape for p in model.parameters()], [list(e) for e in pruner.DG.pruning_history()]
+    later = Snapshot(model, pruner.DG)
+    earlier.restore()
+    assert not pruner.DG.pruning_history() and model.config.hidden_size == 32
+    later.restore()
+    assert [p.shape for p in model.parameters()] == shapes and model.config.hidden_size == 24
+    assert pruner.DG.pruning_history() == history
+    replayed, _ = tiny_bert()
+    from structprune import DependencyGraph
+    DependencyGraph().build_dependency(replayed, example_inputs=ids).load_pruning_history(history)
+    assert [p.shape for p in replayed.parameters()] == shapes
+    assert model(ids).logits.shape == (1, 2)
