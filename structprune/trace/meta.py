@@ -212,10 +212,10 @@ def _shortcut(name: str, args: tuple, kwargs: dict) -> torch.Tensor | None:
         if first.is_contiguous():  # empty_like on meta runs a Python reference; same strides here
             return torch.empty(first.shape, dtype=first.dtype, device="meta")
         return torch.empty_like(first)
-    if name in _BINARY and len(args) == 2 and set(kwargs) <= {"alpha"}:
-        other = args[1]
+    if name in _BINARY and len(args) == 2 and set(kwargs) <= {"alpha"} and first.is_contiguous():
+        other = args[1]  # (contiguous operands give a contiguous output; others keep the kernel's strides)
         if isinstance(other, torch.Tensor):
-            if not other.is_meta:
+            if not other.is_meta or not other.is_contiguous():
                 return None
             shape = broadcast_shapes(first.shape, other.shape)
             if shape is None:

@@ -123,6 +123,18 @@ def test_like_input_shortcut_keeps_strides():
         assert meta_shortcut("gelu", (t,), {}).stride() == torch.nn.functional.gelu(t).stride()
 
 
+def test_binary_shortcut_leaves_strided_operands_to_the_kernel():
+    """A permuted (or channels_last) operand makes the kernel's output keep that layout, so a
+    ``.view`` after it fails for real: the shortcut's output must not be contiguous there."""
+    x = torch.empty(2, 5, 8, device="meta")
+    for a, b in [(x.transpose(1, 2), 1.0), (x.transpose(1, 2), x.transpose(1, 2)), (x, torch.empty(8, device="meta")),
+                 (torch.empty(2, 3, 4, 4, device="meta").to(memory_format=torch.channels_last),
+                  torch.empty(3, 1, 1, device="meta"))]:
+        fast, slow = meta_shortcut("add", (a, b), {}), torch.add(a, b)
+        assert fast is None or fast.stride() == slow.stride()
+    assert meta_shortcut("mul", (x.transpose(1, 2), 2.0), {}) is None
+
+
 def _same_output(fast, slow):
     assert fast is not None
     assert (fast.shape, fast.dtype, fast.stride(), fast.requires_grad) == \
