@@ -205,13 +205,16 @@ class LatencyTargetSearch(LatencyRanking, TargetSearch):
                 if self._over(paired, wanted) and self._short(kept.paired, wanted):
                     over = self._keep(comparison)
                     limit = _CHECKS + _BRACKET_CHECKS
-                    if checks >= limit or not (yield from self._bracket(step, kept, over, wanted)):
-                        comparison = self._nearer(comparison, kept, wanted)
+                    if checks >= limit:
+                        comparison = self._nearer(comparison, kept, wanted, "the timed checks ran out")
+                        break
+                    if not (yield from self._bracket(step, kept, over, wanted)):
+                        comparison = self._nearer(comparison, kept, wanted, "the widths' steps are too coarse")
                         break
                     continue
             if checks >= limit:
                 if over is not None and self._short(paired, wanted):
-                    comparison = self._nearer(comparison, over, wanted)
+                    comparison = self._nearer(comparison, over, wanted, "the timed checks ran out")
                 break
             if self._in_low_band(paired, wanted):  # within tolerance, but in its lower half
                 comparison, paired = self._confirm(comparison, "low in the band")
@@ -287,6 +290,8 @@ class LatencyTargetSearch(LatencyRanking, TargetSearch):
         landed = 1.0 - self.measure() / self.base
         if kept.estimated < landed < over.estimated:
             return True
+        logger.info("the stage landed at an estimated %.2fx, not between %.2fx and %.2fx", 1.0 / (1.0 - landed),
+                    1.0 / (1.0 - kept.estimated), 1.0 / (1.0 - over.estimated))
         self._restore(over)  # (the nearer of the two is chosen by the caller from their checks)
         return False
 
@@ -300,18 +305,21 @@ class LatencyTargetSearch(LatencyRanking, TargetSearch):
         share = min(1.0 - _BRACKET_MARGIN, max(_BRACKET_MARGIN, share))
         return low.estimated + share * (high.estimated - low.estimated)
 
-    def _nearer(self, comparison, other: "_Kept", wanted: float):
+    def _nearer(self, comparison, other: "_Kept", wanted: float, why: str):
         """Of the model as it stands (timed by ``comparison``) and ``other`` (a state the search
-        timed before), keep the one whose speed-up is nearer the asked one (by ratio); its check."""
+        timed before, on the other side of the band), keep the one whose speed-up is nearer the
+        asked one (by ratio); its check.  ``why`` the search could not land in between."""
         def distance(speedup: float) -> float:
             return abs(math.log(speedup / wanted))
 
-        if other.snapshot is None or distance(comparison.paired_speedup) <= distance(other.paired):
+        current = comparison.paired_speedup
+        nearer = other if other.snapshot is not None and distance(other.paired) < distance(current) else None
+        logger.info("%s between %.2fx and %.2fx for %.2fx: kept the nearer, %.2fx", why, current, other.paired,
+                    wanted, current if nearer is None else nearer.paired)
+        if nearer is None:
             return comparison
-        logger.info("the widths' steps are too coarse to land between %.2fx and %.2fx for %.2fx: kept the nearer, "
-                    "%.2fx", comparison.paired_speedup, other.paired, wanted, other.paired)
-        self._restore(other)
-        return other.comparison
+        self._restore(nearer)
+        return nearer.comparison
 
     def _in_low_band(self, speedup: float, wanted: float) -> bool:
         """Whether ``speedup`` is within the tolerance of ``wanted`` but in the lower half of it (a
