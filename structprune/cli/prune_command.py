@@ -19,7 +19,7 @@ from structprune.cli.measure import compare_widths
 from structprune.cli.models import LoadedModel, load_model, save_pruned
 from structprune.cli.plot import plot_widths
 from structprune.cli.report import add_timing_arguments, metric_table, profile, strip_widths, width_table
-from structprune.cli.timing import add_placement_arguments, latency_options
+from structprune.cli.timing import add_placement_arguments, latency_options, timing_report
 
 # command-line name -> name in structprune.importance's registry
 IMPORTANCES = {"l1": "l1", "l2": "l2", "taylor": "taylor", "hessian": "hessian", "lamp": "lamp",
@@ -74,7 +74,8 @@ def run_prune(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     inputs, shape = example_inputs(loaded, choose_shape(args.input_shape, loaded), args.seed)
     check_forward(loaded, inputs, shape)
     ignored = ignored_modules(loaded.model, args.ignore)
-    before = profile(loaded, inputs, args, console)
+    before = profile(loaded, inputs, args, console, timed=False)
+    original = baseline_copy(loaded.model)
     if args.target_params is not None and args.target_params >= before["params"]:
         raise CliError(f"--target-params {args.target_params:.0f} is not below the model's {before['params']} params")
     batches = calibration_batches(args.calib, loaded, shape, args.calib_batches) if needs_data else []
@@ -84,8 +85,39 @@ def run_prune(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     save_pruned(loaded.model, args.out, record)
     reloaded = load_model(args.out, args.seed)
     difference = max_difference(check_forward(reloaded, inputs, shape), outputs)
-    after = profile(reloaded, inputs, args, console)
-    return report(loaded, shape, before, after, difference, args, console)
+    after = profile(reloaded, inputs, args, console, timed=False)
+    timing = time_before_and_after(console, loaded, original, reloaded, inputs, (before, after), args)
+    return report(loaded, shape, before, after, difference, args, console, timing)
+
+
+def baseline_copy(model: nn.Module) -> nn.Module | None:
+    """A copy of the unpruned ``model`` to time the pruned one against, in turns (``None`` when
+    its tensors take more than ``_COPY_LIMIT`` bytes: the two are then timed one after the other)."""
+    import copy
+
+    size = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    return copy.deepcopy(model) if size <= _COPY_LIMIT else None
+
+
+_COPY_LIMIT = 4 << 30
+
+
+def time_before_and_after(console: Console, loaded: LoadedModel, original: nn.Module | None, reloaded: LoadedModel,
+                          inputs: Any, profiles: tuple[dict, dict], args: argparse.Namespace) -> dict[str, Any]:
+    """Time the original and the pruned model in turns on ``--device`` in ``--dtype`` at
+    ``--batch-size`` (min / median / max, the speed-up's spread and verdict) and put each median
+    into its profile; without a copy of the original, time them one after the other on the CPU."""
+    if original is None:
+        from structprune.cli.measure import latency_ms
+
+        console.note("the model is too large to keep a copy to time against: timed one after the other")
+        for profile_, model in zip(profiles, (loaded.model, reloaded.model)):
+            profile_["latency_ms"] = round(latency_ms(model, inputs, warmup=args.warmup, runs=args.runs), 4)
+        return {"device": "cpu", "alternating": False}
+    timing = timing_report(console, ["original", "pruned"], [original, reloaded.model], inputs, args)
+    for profile_, row in zip(profiles, timing["models"]):
+        profile_["latency_ms"] = round(row["median_ms"], 4)
+    return {**timing, "alternating": True}
 
 
 def make_importance(name: str):
@@ -141,18 +173,19 @@ def prune_model(model: nn.Module, inputs: Any, options: dict[str, Any], batches:
 
 
 def report(loaded: LoadedModel, shape: tuple[int, ...], before: dict, after: dict, difference: float,
-           args: argparse.Namespace, console: Console) -> dict[str, Any]:
+           args: argparse.Namespace, console: Console, timing: dict[str, Any]) -> dict[str, Any]:
     """Print the before/after and width tables, draw the plot; return the JSON result."""
     layers = compare_widths(before["widths"], after["widths"])
     if (after["params"], after["macs"]) == (before["params"], before["macs"]):
         console.warn("nothing was pruned: no group could shrink under these options (e.g. --round-to above a "
                      "group's size, everything ignored, or a criterion with no scores for this model, such as "
                      "bn without BatchNorm layers)")
-    metric_table(console, f"{loaded.label} pruned ({args.importance})", ["before", "after"], [before, after])
+    metric_table(console, f"{loaded.label} pruned ({args.importance})", ["before", "after"], [before, after],
+                 latency_label=f"latency ({timing['device']}, median)")
     width_table(console, layers)
     if args.plot:
         plot_widths(layers, args.plot, f"{loaded.label}: output channels per layer")
     console.note(f"saved to {args.out}; reloaded, its outputs differ by at most {difference:.3g}")
     return {"model": loaded.label, "spec": loaded.spec, "input_shape": list(shape), "importance": args.importance,
             "before": strip_widths(before), "after": strip_widths(after), "layers": layers, "out": args.out,
-            "reload_max_abs_diff": difference, "plot": args.plot}
+            "reload_max_abs_diff": difference, "plot": args.plot, "timing": timing}

@@ -127,9 +127,30 @@ def test_plot_and_human_tables(cli, tiny_spec, tmp_path):
               "--input-shape", "1,3,8,8", "--quiet", *FAST)
     assert run.code == 0, run.stderr
     assert plot.read_bytes()[:8] == PNG_MAGIC
-    for text in ("params", "MACs", "CPU latency", "file size", "layer widths", "32 -> 16"):
+    for text in ("params", "MACs", "latency (cpu, median)", "file size", "layer widths", "32 -> 16"):
         assert text in run.stdout
     assert "tracing" not in run.stderr  # --quiet: no progress bars
+
+
+def test_latency_before_and_after_is_timed_in_turns(cli, tiny_spec, tmp_path, monkeypatch):
+    """The original and the pruned model are timed in one alternating run at --batch-size, with
+    the speed-up's spread and verdict; the table's latencies are its medians (no separate timing)."""
+    from structprune.cli import measure
+
+    def separate_timing(*args, **kwargs):
+        raise AssertionError("timed one after the other")
+
+    monkeypatch.setattr(measure, "latency_ms", separate_timing)
+    run = cli("prune", tiny_spec, "--ratio", "0.5", "--out", tmp_path / "t.pt", "--input-shape", "1,3,8,8",
+              "--batch-size", "3", "--json", "--runs", "2", "--warmup", "0", "--threads", "1")
+    assert run.code == 0, run.stderr
+    timing = run.json["timing"]
+    assert timing["alternating"] and timing["batch_size"] == 3 and timing["device"] == "cpu"
+    assert [m["name"] for m in timing["models"]] == ["original", "pruned"]
+    assert timing["speedup"]["verdict"] in ("faster", "slower", "no speed-up")
+    for side, row in zip(("before", "after"), timing["models"]):
+        assert run.json[side]["latency_ms"] == round(row["median_ms"], 4)
+    assert run.json["before"]["params"] > run.json["after"]["params"]
 
 
 def test_pruning_a_pruned_file_again(cli, tiny_spec, tmp_path):
