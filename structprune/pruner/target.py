@@ -13,7 +13,8 @@ steps allow one to land there, else the nearer side):
   ratio rises in small increments and each group's next step is taken in the order a rising ratio
   reaches it, unless its estimate would land more than 3% under the goal: then that group stays
   as it is for the rest of the step, and the ratio may run at most 0.15 ahead of it (so narrow
-  groups are not cut to nothing to make up for a coarse one).  The count is measured once the
+  groups are not cut to nothing to make up for a coarse one); where that lands outside the
+  tolerance (a coarse group's one step jumps over the goal), at most 0.4, if that lands nearer.  The count is measured once the
   estimates reach the goal; if the steps run out first, the coarse step landing nearest the goal
   is taken when that is nearer than stopping.
 
@@ -51,6 +52,7 @@ _MAX_ROUNDS = 200
 _HALVINGS = 4
 _PROBE = 0.0025  # ratio increment of the last rounds
 _AHEAD = 0.15  # how far the ratio may run ahead of a group whose next step is too coarse to take
+_FAR_AHEAD = 0.4  # ... when running _AHEAD ahead lands outside the tolerance
 _FIT = 0.03  # a last-round step may land this far under the goal by its estimate (the rest is margin)
 TOLERANCE = 0.05  # the search lands in [goal * (1 - TOLERANCE), goal], or within this above it
 
@@ -245,12 +247,33 @@ class TargetSearch:
     def _last(self, current: float, goal: float, costs: StepCosts) -> dict[GroupRecord, int]:
         """Raise the ratio by small increments, taking each group's next steps in the order the
         ratio reaches them while the estimate stays within ``_FIT`` under the goal, until the
-        estimated count reaches the goal; the removals, in record order."""
-        lower, taken = goal * (1 - _FIT), {}
+        estimated count reaches the goal; the removals, in record order.
 
+        The groups that may run ahead of a skipped one go at most ``_AHEAD`` further; where that
+        lands outside the tolerance (a coarse group, such as a ViT's hidden size tied to whole
+        heads, 128 of 768, jumps over the goal: vit_b_16 went from 2.4x to 3.5x fewer MACs in one
+        step), the walk is taken again with ``_FAR_AHEAD`` and the nearer landing is kept."""
         def after(counts: dict[GroupRecord, int]) -> float:
             return current * (1 - self.scale * costs.fraction(self.pruner.tied(counts)))
 
+        start = (self.ratio, self.limit, set(self.skipped))
+        taken = self._walk(goal, after, _AHEAD)
+        if abs(after(taken) - goal) > TOLERANCE * goal:
+            near = (self.ratio, self.limit, set(self.skipped))
+            self.ratio, self.limit, self.skipped = start[0], self.pruner.options.max_pruning_ratio, set(start[2])
+            farther = self._walk(goal, after, _FAR_AHEAD)
+            if abs(after(farther) - goal) < abs(after(taken) - goal):
+                taken = farther
+            else:
+                self.ratio, self.limit, self.skipped = near
+        order = {id(r): i for i, r in enumerate(self.pruner.records)}
+        return dict(sorted(taken.items(), key=lambda item: order[id(item[0])]))
+
+    def _walk(self, goal: float, after, ahead: float) -> dict[GroupRecord, int]:
+        """The walk of :meth:`_last`: groups whose next step would land more than ``_FIT`` under
+        the goal are skipped, and the others may run at most ``ahead`` further than the ratio
+        where the first was skipped (if they cannot reach the goal so, one closest step ends it)."""
+        lower, taken = goal * (1 - _FIT), {}
         while after(taken) > goal and self.ratio < self.limit:
             self.ratio = min(self.limit, self.ratio + _PROBE)
             for record, n in self._removals(self.ratio).items():
@@ -261,7 +284,7 @@ class TargetSearch:
                         if more > 0 and after({**taken, record: had + more}) >= lower]
                 if not fits:
                     self.skipped.add(id(record))
-                    self.limit = min(self.limit, self.ratio + _AHEAD)
+                    self.limit = min(self.limit, self.ratio + ahead)
                     if not self._reachable(goal, taken, after):
                         self.limit = self.ratio
                         break
@@ -271,8 +294,7 @@ class TargetSearch:
                     break
         if after(taken) > goal:
             taken.update(self._closest_step(goal, taken, after))
-        order = {id(r): i for i, r in enumerate(self.pruner.records)}
-        return dict(sorted(taken.items(), key=lambda item: order[id(item[0])]))
+        return taken
 
     def _reachable(self, goal: float, taken: dict[GroupRecord, int], after) -> bool:
         """Whether the groups not skipped, at the ratio limit, would reach the goal (else running
