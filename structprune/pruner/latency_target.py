@@ -204,16 +204,12 @@ class LatencyTargetSearch(LatencyRanking, TargetSearch):
                     comparison = self._back_off(kept, paired, wanted)
                     break
                 if self._over(paired, wanted) and self._short(kept.paired, wanted):
-                    over = self._keep(comparison)
-                    self._moved("over")
-                    limit = _CHECKS + _BRACKET_CHECKS
-                    if checks >= limit:
-                        comparison = self._nearer(comparison, kept, wanted, "the timed checks ran out")
-                        break
-                    if not (yield from self._bracket(step, kept, over, wanted)):
-                        comparison = self._nearer(comparison, kept, wanted, "the widths' steps are too coarse")
-                        break
-                    continue
+                    over, limit = self._keep(comparison), _CHECKS + _BRACKET_CHECKS
+                    if checks < limit and (yield from self._bracket(step, kept, over, wanted)):
+                        continue
+                    why = "the timed checks ran out" if checks >= limit else "the widths' steps are too coarse"
+                    comparison = self._nearer(comparison, kept, wanted, why)
+                    break
             if checks >= limit:
                 if over is not None and self._short(paired, wanted):
                     comparison = self._nearer(comparison, over, wanted, "the timed checks ran out")
@@ -284,6 +280,7 @@ class LatencyTargetSearch(LatencyRanking, TargetSearch):
         steps are too coarse, and the caller keeps the nearer of the two)."""
         if kept.snapshot is None or over.snapshot is None:
             return False
+        self._moved("over")
         saving = self._between(kept, over, wanted)
         logger.info("%.2fx was short of the asked %.2fx and the next stage %.2fx over it: back to the first, "
                     "pruning to an estimated %.2fx between them", kept.paired, wanted, over.paired,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Callable
 
 import pytest
@@ -371,18 +372,25 @@ def jumping_device(latency, base: float, timings: list) -> Callable:
     return timed
 
 
-def test_a_stage_over_the_band_from_a_short_check_is_bracketed(tmp_path, monkeypatch, caplog):
-    """The first check is short (1.13x for 2x) and the next stage over the band (the old search
-    ended there, at 2.35x): the search goes back to the short state and prunes between the two,
-    landing within 5%; the model, its graph and its history stay consistent."""
+def pruned_on_jumping_device(tmp_path, monkeypatch, caplog, round_to: int):
+    """``(model, x, latency, base, pruner, timings)``: :func:`cnn` pruned to 2x by latency on the
+    device of :func:`jumping_saving`, widths in steps of ``round_to``, the search's log captured."""
     model, x = cnn(), torch.randn(1, 3, 16, 16)
     latency = fake_latency(model, x, tmp_path)
     base, timings = latency.estimate(), []
     monkeypatch.setattr(LatencyTargetSearch, "_time", jumping_device(latency, base, timings))
     pruner = MagnitudePruner(model, x, speedup=2.0, measure="latency", latency_model=latency,
-                             ignored_layers=[model[9]], round_to=1)
+                             ignored_layers=[model[9]], round_to=round_to)
     with caplog.at_level(logging.INFO, logger="structprune.pruner.latency_target"):
         pruner.step()
+    return model, x, latency, base, pruner, timings
+
+
+def test_a_stage_over_the_band_from_a_short_check_is_bracketed(tmp_path, monkeypatch, caplog):
+    """The first check is short (1.13x for 2x) and the next stage over the band (the old search
+    ended there, at 2.35x): the search goes back to the short state and prunes between the two,
+    landing within 5%; the model, its graph and its history stay consistent."""
+    model, x, _, _, pruner, timings = pruned_on_jumping_device(tmp_path, monkeypatch, caplog, round_to=1)
     assert timings[0] < 2.0 * 0.95 and any(t > 2.0 * 1.05 for t in timings)  # short, then over
     assert "back to the first" in caplog.text
     final = pruner._target.verification.paired_speedup
@@ -399,21 +407,14 @@ def test_a_stage_over_the_band_from_a_short_check_is_bracketed(tmp_path, monkeyp
 
 def test_widths_too_coarse_to_land_in_the_bracket_keep_the_nearer(tmp_path, monkeypatch, caplog):
     """Widths in steps of 32 on the jumping device: nothing lands between the short check and
-    the one over the band, so the nearer of the two (by ratio to the asked speed-up) is kept and
-    reported as the verification, with a warning that the result is outside the band."""
-    model, x = cnn(), torch.randn(1, 3, 16, 16)
-    latency = fake_latency(model, x, tmp_path)
-    base, timings = latency.estimate(), []
-    monkeypatch.setattr(LatencyTargetSearch, "_time", jumping_device(latency, base, timings))
-    pruner = MagnitudePruner(model, x, speedup=2.0, measure="latency", latency_model=latency,
-                             ignored_layers=[model[9]], round_to=32)
-    with caplog.at_level(logging.INFO, logger="structprune.pruner.latency_target"):
-        pruner.step()
+    the one over the band, so the nearer of the two (by ratio to the asked speed-up) is kept,
+    reported as the verification, and the log says why."""
+    model, x, latency, base, pruner, timings = pruned_on_jumping_device(tmp_path, monkeypatch, caplog, round_to=32)
     final = pruner._target.verification.paired_speedup
-    import math
     assert all(abs(math.log(final / 2.0)) <= abs(math.log(t / 2.0)) + 1e-9 for t in timings)
     truth = base / (base * (1 - min(0.95, jumping_saving(1 - latency.estimate() / base))))
     assert truth == pytest.approx(final)  # the verification is the model as it stands
+    assert "kept the nearer" in caplog.text
     assert model(x).shape == (1, 10)
 
 
