@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import fnmatch
 from typing import Any
 
@@ -20,6 +21,8 @@ from structprune.cli.models import LoadedModel, load_model, save_pruned
 from structprune.cli.plot import plot_widths
 from structprune.cli.report import add_timing_arguments, metric_table, profile, strip_widths, width_table
 from structprune.cli.timing import add_placement_arguments, latency_options, timing_report
+
+_COPY_LIMIT = 4 << 30  # a model up to this size is copied to time the pruned one against, in turns
 
 # command-line name -> name in structprune.importance's registry
 IMPORTANCES = {"l1": "l1", "l2": "l2", "taylor": "taylor", "hessian": "hessian", "lamp": "lamp",
@@ -93,13 +96,9 @@ def run_prune(args: argparse.Namespace, console: Console) -> dict[str, Any]:
 def baseline_copy(model: nn.Module) -> nn.Module | None:
     """A copy of the unpruned ``model`` to time the pruned one against, in turns (``None`` when
     its tensors take more than ``_COPY_LIMIT`` bytes: the two are then timed one after the other)."""
-    import copy
-
     size = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
     return copy.deepcopy(model) if size <= _COPY_LIMIT else None
 
-
-_COPY_LIMIT = 4 << 30
 
 
 def time_before_and_after(console: Console, loaded: LoadedModel, original: nn.Module | None, reloaded: LoadedModel,
