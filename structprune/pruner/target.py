@@ -14,9 +14,9 @@ steps allow one to land there, else the nearer side):
   reaches it, unless its estimate would land more than 3% under the goal: then that group stays
   as it is for the rest of the step, and the ratio may run at most 0.15 ahead of it (so narrow
   groups are not cut to nothing to make up for a coarse one); where that lands outside the
-  tolerance (a coarse group's one step jumps over the goal), at most 0.4, if that lands nearer.  The count is measured once the
-  estimates reach the goal; if the steps run out first, the coarse step landing nearest the goal
-  is taken when that is nearer than stopping.
+  tolerance (a coarse group's one step jumps over the goal), at most 0.3, if that lands within
+  it.  The count is measured once the estimates reach the goal; if the steps run out first, the
+  coarse step landing nearest the goal is taken when that is nearer than stopping.
 
 Every unit keeps the score it was first given in the step (:meth:`TargetSearch.scores_frozen`), and
 the count is read by :meth:`TargetSearch.measure` only (the one place a metric plugs in).  Groups
@@ -52,7 +52,7 @@ _MAX_ROUNDS = 200
 _HALVINGS = 4
 _PROBE = 0.0025  # ratio increment of the last rounds
 _AHEAD = 0.15  # how far the ratio may run ahead of a group whose next step is too coarse to take
-_FAR_AHEAD = 0.4  # ... when running _AHEAD ahead lands outside the tolerance
+_FAR_AHEAD = 0.3  # ... when running _AHEAD ahead lands outside the tolerance and this lands within it
 _FIT = 0.03  # a last-round step may land this far under the goal by its estimate (the rest is margin)
 TOLERANCE = 0.05  # the search lands in [goal * (1 - TOLERANCE), goal], or within this above it
 
@@ -252,7 +252,7 @@ class TargetSearch:
         The groups that may run ahead of a skipped one go at most ``_AHEAD`` further; where that
         lands outside the tolerance (a coarse group, such as a ViT's hidden size tied to whole
         heads, 128 of 768, jumps over the goal: vit_b_16 went from 2.4x to 3.5x fewer MACs in one
-        step), the walk is taken again with ``_FAR_AHEAD`` and the nearer landing is kept."""
+        step), the walk is taken again with ``_FAR_AHEAD``, and kept if it lands within."""
         def after(counts: dict[GroupRecord, int]) -> float:
             return current * (1 - self.scale * costs.fraction(self.pruner.tied(counts)))
 
@@ -262,7 +262,7 @@ class TargetSearch:
             near = (self.ratio, self.limit, set(self.skipped))
             self.ratio, self.limit, self.skipped = start[0], self.pruner.options.max_pruning_ratio, set(start[2])
             farther = self._walk(goal, after, _FAR_AHEAD)
-            if abs(after(farther) - goal) < abs(after(taken) - goal):
+            if abs(after(farther) - goal) <= TOLERANCE * goal:
                 taken = farther
             else:
                 self.ratio, self.limit, self.skipped = near

@@ -122,14 +122,16 @@ def test_other_encoders_lose_whole_heads_under_a_target(tmp_path, name):
 
 @pytest.mark.slow
 def test_measured_latency_target_on_cpu_removes_whole_heads(tmp_path, monkeypatch):
-    """Timed on this CPU (a real latency table, cached under tmp_path): heads go and it reloads."""
+    """Timed on this CPU (a real latency table, cached under tmp_path): heads go and it reloads.
+    (At 2x: at 1.5x the search may reach the goal with the FFNs alone, running ahead of a head
+    step that would overshoot it.)"""
     monkeypatch.setenv("STRUCTPRUNE_LATENCY_CACHE", str(tmp_path / "cache"))
     torch.manual_seed(0)
     config = transformers.BertConfig(vocab_size=99, hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
                                      intermediate_size=1024, max_position_embeddings=80, num_labels=3)
     model = transformers.BertForSequenceClassification(config).eval()
     x = {"input_ids": torch.randint(1, 99, (8, 64))}
-    pruner = tp.pruner.MagnitudePruner(model, x, speedup=1.5, measure="latency", latency_repeat=5,
+    pruner = tp.pruner.MagnitudePruner(model, x, speedup=2.0, measure="latency", latency_repeat=5,
                                        ignored_layers=[model.classifier], output_transform=lambda out: out.logits)
     pruner.step()
     assert model.bert.encoder.layer[0].attention.self.query.out_features < 256
