@@ -28,7 +28,7 @@ from typing import Any, Iterator
 import torch
 import torch.nn as nn
 
-from structprune.trace.meta_ops import CAT_OPS, SHAPE_OPS, broadcast_shapes, cat_output
+from structprune.trace.meta_ops import CAT_OPS, SHAPE_OPS, cat_output, is_number
 from structprune.trace.meta_shapes import CONV_DIMS, POOL_DIMS, attention_output, conv_output, pool_output
 from structprune.trace.structure import _LEAVES, flatten_tensors, map_tensors
 
@@ -160,8 +160,6 @@ def meta_weights(model: nn.Module, modules: list[nn.Module] | None = None) -> It
 _LIKE_INPUT = {"relu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "mish", "elu", "leaky_relu",
                "relu6", "hardtanh", "dropout", "layer_norm", "batch_norm", "group_norm", "instance_norm", "rms_norm", "neg",
                "rsqrt", "sqrt", "exp", "softmax", "log_softmax"}
-_BINARY = {"add", "sub", "mul", "div", "true_divide", "__add__", "__radd__", "__sub__", "__mul__", "__rmul__",
-           "__truediv__"}
 
 
 _INPLACE_AT = {"relu": 1, "relu6": 1, "hardswish": 1, "hardsigmoid": 1, "mish": 1, "silu": 1, "elu": 2,
@@ -212,22 +210,6 @@ def _shortcut(name: str, args: tuple, kwargs: dict) -> torch.Tensor | None:
         if first.is_contiguous():  # empty_like on meta runs a Python reference; same strides here
             return torch.empty(first.shape, dtype=first.dtype, device="meta")
         return torch.empty_like(first)
-    if name in _BINARY and len(args) == 2 and set(kwargs) <= {"alpha"} and first.is_contiguous():
-        other = args[1]  # (contiguous operands give a contiguous output; others keep the kernel's strides)
-        if isinstance(other, torch.Tensor):
-            if not other.is_meta or not other.is_contiguous():
-                return None
-            shape = broadcast_shapes(first.shape, other.shape)
-            if shape is None:
-                return None
-        elif isinstance(other, (int, float)) and not isinstance(other, bool):
-            shape = first.shape
-        else:
-            return None
-        return torch.empty(shape, dtype=torch.result_type(first, other), device="meta")
-    if name in ("pow", "__pow__") and len(args) == 2 and not kwargs and isinstance(args[1], (int, float)) \
-            and not isinstance(args[1], bool) and first.is_contiguous():
-        return torch.empty(first.shape, dtype=torch.result_type(first, args[1]), device="meta")
     if name == "linear":
         weight = args[1] if len(args) > 1 else kwargs.get("weight")
         if isinstance(weight, torch.Tensor) and weight.ndim == 2 and weight.dtype == first.dtype \
@@ -254,7 +236,7 @@ def _in_place(name: str, args: tuple, kwargs: dict) -> bool:
             if not other.is_meta or not _broadcasts_to(other.shape, first.shape):
                 return False
             return torch.can_cast(torch.result_type(first, other), first.dtype)
-        return isinstance(other, (int, float)) and not isinstance(other, bool)
+        return is_number(other)
     return False
 
 

@@ -1,12 +1,13 @@
-"""Outputs of concatenation, roll, comparisons, ``masked_fill`` and ``matmul`` on ``meta``
-operands, made from shapes alone.
+"""Outputs of concatenation, roll, arithmetic, comparisons, ``masked_fill`` and ``matmul`` on
+``meta`` operands, made from shapes alone.
 
 Torch's meta kernels for these run Python references (``torch.roll`` ~1.5 ms a call, ``cat``
 ~1.5 ms, a comparison or ``masked_fill`` ~0.3 ms): most of a Swin trace (shifted windows and
 their masks) and of a DenseNet's (a concatenation per layer), and they are paid again at every
 MAC recount of a target search.  Only plain cases are handled: every tensor operand on ``meta``,
-contiguous and of one floating dtype (comparisons may take a plain number); the output is the
-kernel's, same shape, dtype and contiguous strides.  Anything else gets ``None`` and the kernel
+contiguous and of one floating dtype (arithmetic and comparisons may take a plain number, and
+arithmetic another dtype: the result type); the output is the kernel's, same shape, dtype and
+contiguous strides (a permuted or channels_last operand would keep its layout: left to the kernel).  Anything else gets ``None`` and the kernel
 runs (and raises where it would).
 
 Example::
@@ -24,6 +25,8 @@ import torch
 
 CAT_OPS = {"cat", "concat", "concatenate"}
 _COMPARISONS = {"eq", "ne", "lt", "le", "gt", "ge", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"}
+_ARITHMETIC = {"add", "sub", "mul", "div", "true_divide", "__add__", "__radd__", "__sub__", "__mul__", "__rmul__",
+               "__truediv__"}
 
 
 def _plain(t: Any, dtype: torch.dtype | None = None) -> bool:
@@ -31,7 +34,8 @@ def _plain(t: Any, dtype: torch.dtype | None = None) -> bool:
     return isinstance(t, torch.Tensor) and t.is_meta and t.is_contiguous() and (dtype is None or t.dtype == dtype)
 
 
-def _number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """A plain ``int`` or ``float`` (not a ``bool``)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -92,22 +96,41 @@ def _roll(args: tuple, kwargs: dict) -> torch.Tensor | None:
     return _empty(first.shape, first.dtype)
 
 
-def _comparison(args: tuple, kwargs: dict) -> torch.Tensor | None:
+def _elementwise_shape(args: tuple, kwargs: dict, allowed: set, same_dtype: bool) -> tuple | None:
+    """The output shape of ``args[0] op args[1]`` (a plain number or a contiguous meta tensor,
+    of ``args[0]``'s dtype when ``same_dtype``), with at most the ``allowed`` keywords."""
     first = args[0]
-    if len(args) != 2 or kwargs or not _plain(first):
+    if len(args) != 2 or not set(kwargs) <= allowed or not _plain(first):
         return None
     other = args[1]
-    if _number(other):
-        return _empty(first.shape, torch.bool)
-    if not _plain(other, first.dtype):
+    if is_number(other):
+        return tuple(first.shape)
+    if not _plain(other, first.dtype if same_dtype else None):
         return None
-    shape = broadcast_shapes(first.shape, other.shape)
+    return broadcast_shapes(first.shape, other.shape)
+
+
+def _comparison(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    shape = _elementwise_shape(args, kwargs, set(), same_dtype=True)
     return None if shape is None else _empty(shape, torch.bool)
+
+
+def _arithmetic(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """``+ - * /`` (``alpha`` allowed): the broadcast shape, in the operands' result type."""
+    shape = _elementwise_shape(args, kwargs, {"alpha"}, same_dtype=False)
+    return None if shape is None else _empty(shape, torch.result_type(*args))
+
+
+def _power(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """``x ** n`` for a plain number ``n``."""
+    if len(args) != 2 or kwargs or not _plain(args[0]) or not is_number(args[1]):
+        return None
+    return _empty(args[0].shape, torch.result_type(*args))
 
 
 def _masked_fill(args: tuple, kwargs: dict) -> torch.Tensor | None:
     first = args[0]
-    if len(args) != 3 or kwargs or not _plain(first) or not _plain(args[1], torch.bool) or not _number(args[2]):
+    if len(args) != 3 or kwargs or not _plain(first) or not _plain(args[1], torch.bool) or not is_number(args[2]):
         return None
     if broadcast_shapes(args[1].shape, first.shape) != tuple(first.shape):
         return None  # the mask must broadcast to the input's shape
@@ -129,5 +152,6 @@ def _matmul(args: tuple, kwargs: dict) -> torch.Tensor | None:
 
 SHAPE_OPS: dict[str, Callable[[tuple, dict], torch.Tensor | None]] = {
     "roll": _roll, "masked_fill": _masked_fill, "matmul": _matmul, "__matmul__": _matmul,
-    **{name: _comparison for name in _COMPARISONS},
+    "pow": _power, "__pow__": _power,
+    **{name: _comparison for name in _COMPARISONS}, **{name: _arithmetic for name in _ARITHMETIC},
 }
